@@ -1,0 +1,30 @@
+"""gpm_sde: GANs and score-based diffusion as one object, a particle cloud moved by an SDE.
+
+See DESIGN §3 for the public names. Everything here is a pure function or an `eqx.Module`.
+"""
+
+from . import distributions as distributions, processes as processes, schedules as schedules
+from . import scores as scores, sde as sde, solve as solve, verify as verify
+from .distributions import GaussianMixture as GaussianMixture, IsotropicNormal as IsotropicNormal
+from .processes import (
+    AbstractLinearProcess as AbstractLinearProcess,
+    cosine as cosine,
+    edm as edm,
+    subvp as subvp,
+    ve as ve,
+    vp as vp,
+)
+from .scores import MixtureMarginalScore as MixtureMarginalScore
+from .sde import (
+    SDE as SDE,
+    LinearDrift as LinearDrift,
+    ScalarDiffusion as ScalarDiffusion,
+    ScoreDrift as ScoreDrift,
+    probability_flow as probability_flow,
+    reverse as reverse,
+    reweight_noise as reweight_noise,
+)
+from .solve import simulate as simulate
+from .verify import fokker_planck_rhs as fokker_planck_rhs
+
+__version__ = "0.1.0"

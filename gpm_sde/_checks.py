@@ -1,0 +1,76 @@
+"""Argument checks shared by the public constructors and entry points.
+
+Checks run only on concrete values: under `jax.jit`, `jax.vmap` or `jax.grad` the arguments
+are tracers and the checks are skipped (the caller checked them once, outside the trace).
+Every error names the argument, says what was wrong, and says what to pass instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(*values: Any) -> bool:
+    """True when no leaf of `values` is a JAX tracer, so its value can be inspected."""
+    leaves = jax.tree_util.tree_leaves(values)
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    return np.asarray(jax.device_get(value))
+
+
+def check_finite(name: str, value: Any, fix: str = "pass finite values") -> None:
+    """Raise `ValueError` if `value` is concrete and holds NaN or ±inf."""
+    if value is None or not is_concrete(value):
+        return
+    arr = _as_numpy(value)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be finite, but it contains NaN or inf: {arr!r}; {fix}.")
+
+
+def check_positive(name: str, value: Any, *, strict: bool = True, fix: str = "") -> None:
+    """Raise `ValueError` unless the concrete `value` is finite and `> 0` (`>= 0` if not strict)."""
+    if value is None or not is_concrete(value):
+        return
+    check_finite(name, value)
+    arr = _as_numpy(value)
+    bad = arr <= 0 if strict else arr < 0
+    if np.any(bad):
+        relation = "> 0" if strict else ">= 0"
+        hint = f"; {fix}" if fix else ""
+        raise ValueError(f"`{name}` must be {relation}, got {arr!r}{hint}.")
+
+
+def check_time_range(name: str, t: Any, t_min: float, t_max: float, what: str) -> None:
+    """Raise `ValueError` if a concrete time `t` leaves `[t_min, t_max]`."""
+    if not is_concrete(t):
+        return
+    check_finite(name, t)
+    arr = _as_numpy(t)
+    # Round-off slack: a time computed as `T - s` may land a few ulps outside.
+    slack = 1e-6 * max(1.0, abs(t_max))
+    if np.any(arr < t_min - slack) or np.any(arr > t_max + slack):
+        raise ValueError(
+            f"`{name}` must lie in [{t_min}, {t_max}], the time range of {what}, got {arr!r}; "
+            f"pass a time in that range (generation time s runs over the same interval)."
+        )
+
+
+def check_float_array(name: str, value: Any, ndim: int | None = None, shape_hint: str = "") -> None:
+    """Raise `TypeError`/`ValueError` unless `value` is a floating array of rank `ndim`."""
+    arr = jnp.asarray(value)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(
+            f"`{name}` must be a floating-point array, got dtype {arr.dtype}; "
+            f"cast it first, e.g. `jnp.asarray({name}, dtype=float)`."
+        )
+    if ndim is not None and arr.ndim != ndim:
+        hint = f" {shape_hint}" if shape_hint else ""
+        raise ValueError(
+            f"`{name}` must have {ndim} dimension(s){hint}, got shape {arr.shape}."
+        )

@@ -1,0 +1,201 @@
+"""Gaussian mixtures with full covariances: the exact laws that make the theory checkable."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .._checks import _as_numpy, check_finite, check_float_array, check_positive, is_concrete
+
+
+class GaussianMixture(eqx.Module):
+    r"""A mixture of $K$ Gaussians in $\mathbb{R}^d$ with full covariances,
+
+    $$p(x) = \sum_{k=1}^K w_k\, \mathcal{N}(x;\ \mu_k, \Sigma_k).$$
+
+    Every marginal of a linear forward process started from a mixture is again a mixture
+    (DESIGN §1): see [`GaussianMixture.affine`][gpm_sde.GaussianMixture.affine]. Its score is
+    therefore exact at every time, which is what the library's tests and `theory/` rely on.
+
+    Methods act on **one point** `x: (d,)`; lift them to a cloud with `jax.vmap`.
+
+    **Arguments:**
+
+    - `weights`: `(K,)` non-negative mixture weights summing to 1.
+    - `means`: `(K, d)` component means $\mu_k$.
+    - `covs`: `(K, d, d)` symmetric positive-definite covariances $\Sigma_k$.
+    """
+
+    weights: Float[Array, " k"]
+    means: Float[Array, "k d"]
+    covs: Float[Array, "k d d"]
+
+    def __init__(
+        self,
+        weights: Float[ArrayLike, " k"],
+        means: Float[ArrayLike, "k d"],
+        covs: Float[ArrayLike, "k d d"],
+    ):
+        check_float_array("weights", weights, 1, "(K,)")
+        check_float_array("means", means, 2, "(K, d)")
+        check_float_array("covs", covs, 3, "(K, d, d)")
+        weights_arr = jnp.asarray(weights)
+        means_arr = jnp.asarray(means)
+        covs_arr = jnp.asarray(covs)
+        k, d = means_arr.shape
+        if weights_arr.shape != (k,):
+            raise ValueError(
+                f"`weights` must have shape (K,) = ({k},) to match `means` of shape {(k, d)}, "
+                f"got {weights_arr.shape}."
+            )
+        if covs_arr.shape != (k, d, d):
+            raise ValueError(
+                f"`covs` must have shape (K, d, d) = {(k, d, d)} to match `means`, "
+                f"got {covs_arr.shape}."
+            )
+        if k == 0 or d == 0:
+            raise ValueError(
+                f"a mixture needs at least one component in at least one dimension; `means` "
+                f"has shape {(k, d)}."
+            )
+        _check_mixture_values(weights_arr, means_arr, covs_arr)
+        self.weights = weights_arr
+        self.means = means_arr
+        self.covs = covs_arr
+
+    @property
+    def dim(self) -> int:
+        """The dimension $d$ of the space."""
+        return self.means.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        """The number of components $K$."""
+        return self.means.shape[0]
+
+    def _component_log_probs(self, x: Float[Array, " d"]) -> Float[Array, " k"]:
+        # log w_k + log N(x; mu_k, Sigma_k), through the Cholesky factor L_k L_k^T = Sigma_k.
+        chol = jnp.linalg.cholesky(self.covs)
+        diff = x[None, :] - self.means
+        z = jax.vmap(lambda lk, dk: jax.scipy.linalg.solve_triangular(lk, dk, lower=True))(
+            chol, diff
+        )
+        log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        quad = jnp.sum(z**2, axis=1)
+        log_norm = -0.5 * (self.dim * jnp.log(2.0 * jnp.pi) + log_det)
+        return jnp.log(self.weights) + log_norm - 0.5 * quad
+
+    def log_prob(self, x: Float[Array, " d"]) -> Float[Array, ""]:
+        r"""Log-density at one point,
+        $\log p(x) = \operatorname{logsumexp}_k \big[\log w_k + \log\mathcal{N}(x;\mu_k,\Sigma_k)\big]$.
+        """
+        return jax.nn.logsumexp(self._component_log_probs(x))
+
+    def responsibilities(self, x: Float[Array, " d"]) -> Float[Array, " k"]:
+        r"""Posterior component probabilities $r_k(x) = w_k \mathcal{N}(x;\mu_k,\Sigma_k)/p(x)$."""
+        return jax.nn.softmax(self._component_log_probs(x))
+
+    def score(self, x: Float[Array, " d"]) -> Float[Array, " d"]:
+        r"""Exact score at one point,
+
+        $$\nabla_x \log p(x) = -\sum_k r_k(x)\, \Sigma_k^{-1}(x - \mu_k),$$
+
+        with the responsibilities $r_k$ of
+        [`GaussianMixture.responsibilities`][gpm_sde.GaussianMixture.responsibilities].
+        """
+        r = self.responsibilities(x)
+        chol = jnp.linalg.cholesky(self.covs)
+        diff = x[None, :] - self.means
+        precision_diff = jax.vmap(lambda lk, dk: jax.scipy.linalg.cho_solve((lk, True), dk))(
+            chol, diff
+        )
+        return -jnp.sum(r[:, None] * precision_diff, axis=0)
+
+    def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n d"]:
+        r"""Draw `n` points: $k \sim \mathrm{Cat}(w)$, then $x = \mu_k + L_k \varepsilon$ with
+        $L_k L_k^\top = \Sigma_k$ and $\varepsilon \sim \mathcal{N}(0, I)$."""
+        if not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"`n` must be a non-negative int (the number of samples), got {n!r}.")
+        k_key, e_key = jr.split(key)
+        comp = jr.categorical(k_key, jnp.log(self.weights), shape=(n,))
+        eps = jr.normal(e_key, (n, self.dim), dtype=self.means.dtype)
+        chol = jnp.linalg.cholesky(self.covs)
+        return self.means[comp] + jnp.einsum("nij,nj->ni", chol[comp], eps)
+
+    def sample_with_components(
+        self, key: PRNGKeyArray, n: int
+    ) -> tuple[Float[Array, "n d"], Array]:
+        """Like [`sample`][gpm_sde.GaussianMixture.sample], also returning the component index
+        of each point (the same draws for the same key)."""
+        k_key, _ = jr.split(key)
+        comp = jr.categorical(k_key, jnp.log(self.weights), shape=(n,))
+        return self.sample(key, n), comp
+
+    def mean(self) -> Float[Array, " d"]:
+        r"""Mean $\sum_k w_k \mu_k$."""
+        return self.weights @ self.means
+
+    def covariance(self) -> Float[Array, "d d"]:
+        r"""Covariance by the law of total variance,
+        $\sum_k w_k\big(\Sigma_k + \mu_k\mu_k^\top\big) - m m^\top$ with $m$ the mean."""
+        m = self.mean()
+        second = jnp.einsum("k,kij->ij", self.weights, self.covs) + jnp.einsum(
+            "k,ki,kj->ij", self.weights, self.means, self.means
+        )
+        return second - jnp.outer(m, m)
+
+    def affine(
+        self, alpha: Float[ArrayLike, ""], sigma: Float[ArrayLike, ""]
+    ) -> GaussianMixture:
+        r"""Exact law of $\alpha x + \sigma \varepsilon$ for $x \sim p$,
+        $\varepsilon \sim \mathcal{N}(0, I)$ independent:
+
+        $$\sum_k w_k\, \mathcal{N}\big(\alpha\mu_k,\ \alpha^2\Sigma_k + \sigma^2 I\big).$$
+
+        This is the marginal $x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$ of every linear forward
+        process (DESIGN §1; Song et al. 2021, eq. 29 and appendix B).
+        """
+        alpha = jnp.asarray(alpha, dtype=self.means.dtype)
+        sigma = jnp.asarray(sigma, dtype=self.means.dtype)
+        eye = jnp.eye(self.dim, dtype=self.covs.dtype)
+        return GaussianMixture(
+            self.weights, alpha * self.means, alpha**2 * self.covs + sigma**2 * eye
+        )
+
+    def convolve(self, sigma: Float[ArrayLike, ""]) -> GaussianMixture:
+        r"""Exact smoothed law $p * \mathcal{N}(0, \sigma^2 I)$, i.e. `affine(1, sigma)`: the
+        $q_\sigma$ of DESIGN §1."""
+        return self.affine(1.0, sigma)
+
+
+def _check_mixture_values(weights: Array, means: Array, covs: Array) -> None:
+    if not is_concrete(weights, means, covs):
+        return
+    check_finite("weights", weights)
+    check_finite("means", means)
+    check_finite("covs", covs)
+    check_positive("weights", weights, strict=False, fix="pass probabilities")
+    w = _as_numpy(weights)
+    total = float(w.sum())
+    if abs(total - 1.0) > 1e-5:
+        raise ValueError(
+            f"`weights` must sum to 1, they sum to {total}; pass `weights / weights.sum()`."
+        )
+    c = _as_numpy(covs).astype(np.float64)
+    if not np.allclose(c, np.swapaxes(c, 1, 2), rtol=1e-6, atol=1e-8 * max(1.0, np.abs(c).max())):
+        raise ValueError(
+            "`covs` must be symmetric; pass `(covs + covs.swapaxes(1, 2)) / 2` if the asymmetry "
+            "is round-off."
+        )
+    eig_min = np.linalg.eigvalsh(c).min(axis=1)
+    bad = np.nonzero(eig_min <= 0)[0]
+    if bad.size:
+        raise ValueError(
+            f"`covs` must be positive definite, but component(s) {bad.tolist()} have smallest "
+            f"eigenvalue(s) {eig_min[bad].tolist()}; add a small ridge, e.g. `covs + 1e-6 * "
+            f"jnp.eye(d)`."
+        )

@@ -1,0 +1,138 @@
+r"""Schedules: scalar functions of time $s \mapsto c(s)$, with the arithmetic the SDE algebra needs.
+
+A schedule is anything callable as `c(s) -> scalar`. A float is a constant schedule. Library
+code wraps what users pass with [`as_schedule`][gpm_sde.schedules.as_schedule], which returns an
+`eqx.Module`, so that the parameters of a schedule (e.g. a process's $\beta_{\min}$, reached
+through a bound method such as `process.diffusion`) are pytree leaves: `jax.jit` traces them
+instead of recompiling for every value. Schedules add, multiply and raise to powers with `+`,
+`*`, `**`, so that a drift coefficient reads like its equation:
+`0.5 * (g_rev**2 + lam**2)`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+Schedule = float | Callable[..., Any]
+"""A float, or a callable `s -> float`."""
+
+
+class AbstractSchedule(eqx.Module):
+    """A scalar function of time, `c(s)`, that composes with `+`, `-`, `*` and `**`."""
+
+    @abc.abstractmethod
+    def __call__(self, s: Float[ArrayLike, ""]) -> Float[Array, ""]:
+        """The value at time `s`."""
+
+    def __add__(self, other: Schedule) -> AbstractSchedule:
+        return Sum(self, as_schedule(other))
+
+    def __radd__(self, other: Schedule) -> AbstractSchedule:
+        return Sum(as_schedule(other), self)
+
+    def __sub__(self, other: Schedule) -> AbstractSchedule:
+        return Sum(self, Product(Constant(-1.0), as_schedule(other)))
+
+    def __rsub__(self, other: Schedule) -> AbstractSchedule:
+        return Sum(as_schedule(other), Product(Constant(-1.0), self))
+
+    def __neg__(self) -> AbstractSchedule:
+        return Product(Constant(-1.0), self)
+
+    def __mul__(self, other: Schedule) -> AbstractSchedule:
+        return Product(self, as_schedule(other))
+
+    def __rmul__(self, other: Schedule) -> AbstractSchedule:
+        return Product(as_schedule(other), self)
+
+    def __pow__(self, power: float) -> AbstractSchedule:
+        return Power(self, power)
+
+
+class Constant(AbstractSchedule):
+    """The constant schedule $c(s) = $ `value`."""
+
+    value: Float[Array, ""]
+
+    def __init__(self, value: Float[ArrayLike, ""]):
+        self.value = jnp.asarray(value, dtype=jnp.result_type(float, value))
+
+    def __call__(self, s):
+        return self.value
+
+
+class Function(AbstractSchedule):
+    """A user callable `fn(s)` seen as a schedule (a bound method of a module stays a pytree)."""
+
+    fn: Callable[..., Any]
+
+    def __call__(self, s):
+        return jnp.asarray(self.fn(s))
+
+
+class Sum(AbstractSchedule):
+    """$c(s) = a(s) + b(s)$."""
+
+    a: AbstractSchedule
+    b: AbstractSchedule
+
+    def __call__(self, s):
+        return self.a(s) + self.b(s)
+
+
+class Product(AbstractSchedule):
+    """$c(s) = a(s)\\,b(s)$."""
+
+    a: AbstractSchedule
+    b: AbstractSchedule
+
+    def __call__(self, s):
+        return self.a(s) * self.b(s)
+
+
+class Power(AbstractSchedule):
+    """$c(s) = a(s)^p$ for a fixed exponent `p`."""
+
+    a: AbstractSchedule
+    power: float = eqx.field(static=True)
+
+    def __call__(self, s):
+        return self.a(s) ** self.power
+
+
+class ReversedSchedule(AbstractSchedule):
+    r"""A schedule in generation time, $c(s) = a(T - s)$."""
+
+    a: AbstractSchedule
+    T: float = eqx.field(static=True)
+
+    def __call__(self, s):
+        return self.a(self.T - s)
+
+
+def as_schedule(value: Schedule) -> AbstractSchedule:
+    """Wrap a float, array scalar or callable `s -> float` as an
+    [`AbstractSchedule`][gpm_sde.schedules.AbstractSchedule]."""
+    if isinstance(value, AbstractSchedule):
+        return value
+    if callable(value):
+        return Function(value)
+    try:
+        arr = jnp.asarray(value)
+    except TypeError as err:
+        raise TypeError(
+            f"a schedule must be a float or a callable `s -> float`, got "
+            f"{type(value).__name__}; pass e.g. `1.0` or `lambda s: 1.0 - s`."
+        ) from err
+    if arr.ndim != 0:
+        raise ValueError(
+            f"a schedule must be scalar-valued, got an array of shape {arr.shape}; pass a "
+            f"float or a callable `s -> float`."
+        )
+    return Constant(arr)

@@ -1,0 +1,125 @@
+r"""Drift terms $b(s, y)$ acting on a whole particle cloud `y: (N, *event)`.
+
+Terms are small final modules that compose with `+` and with scalar schedules `*`:
+`LinearDrift(f) + ScoreDrift(0.5 * g**2, score)` is $f(s)\,y + \tfrac12 g(s)^2 \nabla\log p_s(y)$.
+Each is callable as `drift(s, y, args)`, diffrax's vector-field signature.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, ArrayLike, Float, PyTree
+
+from ..schedules import AbstractSchedule, Schedule, as_schedule
+
+Cloud = Float[Array, "n *event"]
+
+
+class AbstractDrift(eqx.Module):
+    """A drift $b(s, y)$ on a particle cloud `y: (N, *event)`, returning the same shape."""
+
+    @abc.abstractmethod
+    def __call__(self, s: Float[ArrayLike, ""], y: Cloud, args: PyTree = None) -> Cloud:
+        """The drift at generation time `s` for the cloud `y`."""
+
+    def __add__(self, other: AbstractDrift) -> AbstractDrift:
+        if not isinstance(other, AbstractDrift):
+            return NotImplemented
+        return SumDrift((self, other))
+
+    def __mul__(self, scale: Schedule) -> AbstractDrift:
+        return ScaledDrift(as_schedule(scale), self)
+
+    __rmul__ = __mul__
+
+
+class LinearDrift(AbstractDrift):
+    r"""$b(s, y) = c(s)\, y$: the drift of a linear process ($c = f$ forward, $c = -f(T-s)$
+    in reverse).
+
+    **Arguments:**
+
+    - `coeff`: the schedule $c(s)$ (float or callable).
+    """
+
+    coeff: AbstractSchedule
+
+    def __init__(self, coeff: Schedule):
+        self.coeff = as_schedule(coeff)
+
+    def __call__(self, s, y, args=None):
+        return self.coeff(s) * y
+
+
+class ScoreDrift(AbstractDrift):
+    r"""$b(s, y_i) = w(s)\, \nabla \log p_s(y_i)$ for every particle $y_i$ of the cloud.
+
+    The pointwise score `score(s, x)` (one point `x: (*event,)`) is lifted to the cloud with
+    `jax.vmap` over the particle axis.
+
+    **Arguments:**
+
+    - `weight`: the schedule $w(s)$ (float or callable).
+    - `score`: a pointwise score `(s, x) -> ∇log p_s(x)` in generation time.
+    """
+
+    weight: AbstractSchedule
+    score: Callable[..., Any]
+
+    def __init__(self, weight: Schedule, score: Callable[..., Any]):
+        if not callable(score):
+            raise TypeError(
+                f"`score` must be a callable `(s, x) -> ∇log p_s(x)` on one point, got "
+                f"{type(score).__name__}."
+            )
+        self.weight = as_schedule(weight)
+        self.score = score
+
+    def __call__(self, s, y, args=None):
+        return self.weight(s) * jax.vmap(self.score, in_axes=(None, 0))(s, y)
+
+
+class SumDrift(AbstractDrift):
+    """$b = \\sum_i b_i$, the sum of drift terms."""
+
+    terms: tuple[AbstractDrift, ...]
+
+    def __init__(self, terms: tuple[AbstractDrift, ...]):
+        flat: list[AbstractDrift] = []
+        for term in terms:
+            flat.extend(term.terms if isinstance(term, SumDrift) else (term,))
+        self.terms = tuple(flat)
+
+    def __call__(self, s, y, args=None):
+        out = self.terms[0](s, y, args)
+        for term in self.terms[1:]:
+            out = out + term(s, y, args)
+        return out
+
+
+class ScaledDrift(AbstractDrift):
+    r"""$b(s, y) = c(s)\, b_0(s, y)$, a drift scaled by a schedule."""
+
+    scale: AbstractSchedule
+    drift: AbstractDrift
+
+    def __call__(self, s, y, args=None):
+        return self.scale(s) * self.drift(s, y, args)
+
+
+class FunctionDrift(AbstractDrift):
+    r"""Any user function `fn(s, y, args)` on the whole cloud, seen as a drift term.
+
+    Use it for interacting (mean-field) particles, where the drift of one particle depends on
+    the others.
+    """
+
+    fn: Callable[..., Any]
+
+    def __call__(self, s, y, args=None):
+        return self.fn(s, y, args)

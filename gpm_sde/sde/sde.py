@@ -1,0 +1,97 @@
+r"""The `SDE` module: a drift and a diffusion on the particle cloud, turned into diffrax terms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import lineax as lx
+
+from .diffusion import AbstractDiffusion
+from .drift import AbstractDrift, FunctionDrift
+
+
+class _FunctionDiffusion(AbstractDiffusion):
+    fn: Callable[..., Any]
+
+    def __call__(self, s, y, args=None):
+        return self.fn(s, y, args)
+
+
+class _DiagonalField(eqx.Module):
+    """diffrax control vector field: `(s, y, args) -> DiagonalLinearOperator(G(s, y))`."""
+
+    diffusion: AbstractDiffusion
+
+    def __call__(self, s, y, args):
+        return lx.DiagonalLinearOperator(self.diffusion(s, y, args))
+
+
+class SDE(eqx.Module):
+    r"""An SDE on a particle cloud $y \in \mathbb{R}^{N \times \text{event}}$ in generation time,
+
+    $$dy = b(s, y)\, ds + G(s, y) \odot dW_s,$$
+
+    with a diagonal diffusion $G$ (DESIGN §2). `diffusion=None` is an ODE (a flow).
+
+    **Arguments:**
+
+    - `drift`: an [`AbstractDrift`][gpm_sde.sde.AbstractDrift], or any callable
+      `(s, y, args) -> array like y` acting on the whole cloud.
+    - `diffusion`: an [`AbstractDiffusion`][gpm_sde.sde.AbstractDiffusion] such as
+      [`ScalarDiffusion`][gpm_sde.ScalarDiffusion], a callable `(s, y, args) -> diagonal like y`,
+      or `None` for no noise.
+    """
+
+    drift: AbstractDrift
+    diffusion: AbstractDiffusion | None
+
+    def __init__(
+        self,
+        drift: AbstractDrift | Callable[..., Any],
+        diffusion: AbstractDiffusion | Callable[..., Any] | None = None,
+    ):
+        if not isinstance(drift, AbstractDrift):
+            if not callable(drift):
+                raise TypeError(
+                    f"`drift` must be an AbstractDrift or a callable `(s, y, args) -> array`, "
+                    f"got {type(drift).__name__}."
+                )
+            drift = FunctionDrift(drift)
+        if diffusion is not None and not isinstance(diffusion, AbstractDiffusion):
+            if not callable(diffusion):
+                raise TypeError(
+                    f"`diffusion` must be an AbstractDiffusion, a callable `(s, y, args) -> "
+                    f"array`, or None, got {type(diffusion).__name__}; for constant noise pass "
+                    f"`ScalarDiffusion(g)`."
+                )
+            diffusion = _FunctionDiffusion(diffusion)
+        self.drift = drift
+        self.diffusion = diffusion
+
+    @property
+    def is_ode(self) -> bool:
+        """True when there is no diffusion term (`diffusion=None`)."""
+        return self.diffusion is None
+
+    def terms(self, brownian: diffrax.AbstractPath | None = None) -> diffrax.AbstractTerm:
+        r"""The diffrax terms of this SDE: `MultiTerm(ODETerm(b), ControlTerm(G, W))`, with $G$ a
+        `lineax.DiagonalLinearOperator`; just `ODETerm(b)` for an ODE. Hand them to your own
+        `diffrax.diffeqsolve`.
+
+        **Arguments:**
+
+        - `brownian`: the Brownian path $W$ (e.g. `diffrax.VirtualBrownianTree`); required
+          unless this is an ODE.
+        """
+        drift_term = diffrax.ODETerm(self.drift)
+        if self.diffusion is None:
+            return drift_term
+        if brownian is None:
+            raise ValueError(
+                "`brownian` is required for an SDE with a diffusion term; pass e.g. "
+                "`diffrax.VirtualBrownianTree(t0, t1, tol, shape=y0.shape, key=key)`."
+            )
+        return diffrax.MultiTerm(drift_term, diffrax.ControlTerm(_DiagonalField(self.diffusion), brownian))
