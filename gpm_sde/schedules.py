@@ -19,8 +19,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-Schedule = float | Callable[..., Any]
-"""A float, or a callable `s -> float`."""
+Schedule = float | ArrayLike | Callable[..., Any]
+"""A float (or scalar array), or a callable `s -> float`."""
 
 
 class AbstractSchedule(eqx.Module):
@@ -51,7 +51,7 @@ class AbstractSchedule(eqx.Module):
     def __rmul__(self, other: Schedule) -> AbstractSchedule:
         return Product(as_schedule(other), self)
 
-    def __pow__(self, power: float) -> AbstractSchedule:
+    def __pow__(self, power: float | int) -> AbstractSchedule:
         return Power(self, power)
 
 
@@ -100,7 +100,7 @@ class Power(AbstractSchedule):
     """$c(s) = a(s)^p$ for a fixed exponent `p`."""
 
     a: AbstractSchedule
-    power: float = eqx.field(static=True)
+    power: float | int = eqx.field(static=True)
 
     def __call__(self, s):
         return self.a(s) ** self.power

@@ -36,10 +36,12 @@ class GaussianMixture(eqx.Module):
 
     def __init__(
         self,
-        weights: Float[ArrayLike, " k"],
-        means: Float[ArrayLike, "k d"],
-        covs: Float[ArrayLike, "k d d"],
+        weights: ArrayLike,
+        means: ArrayLike,
+        covs: ArrayLike,
     ):
+        # Arguments are annotated loosely so that the checks below, which name the argument
+        # and the fix, run before any runtime type checker; the fields carry the shapes.
         check_float_array("weights", weights, 1, "(K,)")
         check_float_array("means", means, 2, "(K, d)")
         check_float_array("covs", covs, 3, "(K, d, d)")
@@ -77,17 +79,29 @@ class GaussianMixture(eqx.Module):
         """The number of components $K$."""
         return self.means.shape[0]
 
-    def _component_log_probs(self, x: Float[Array, " d"]) -> Float[Array, " k"]:
-        # log w_k + log N(x; mu_k, Sigma_k), through the Cholesky factor L_k L_k^T = Sigma_k.
+    def _precisions_and_log_dets(self) -> tuple[Float[Array, "k d d"], Float[Array, " k"]]:
+        # Σ_k^{-1} and log det Σ_k through the Cholesky factor L_k L_k^T = Σ_k. They do not
+        # depend on x, so under `jax.vmap` over points they are computed once, and the
+        # per-point work is a batched matrix-vector product.
         chol = jnp.linalg.cholesky(self.covs)
+        eye = jnp.eye(self.dim, dtype=self.covs.dtype)
+        precisions = jax.vmap(lambda lk: jax.scipy.linalg.cho_solve((lk, True), eye))(chol)
+        log_dets = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        return precisions, log_dets
+
+    def _component_log_probs_and_precision_diffs(
+        self, x: Float[Array, " d"]
+    ) -> tuple[Float[Array, " k"], Float[Array, "k d"]]:
+        # log w_k + log N(x; μ_k, Σ_k), and Σ_k^{-1}(x - μ_k).
+        precisions, log_dets = self._precisions_and_log_dets()
         diff = x[None, :] - self.means
-        z = jax.vmap(lambda lk, dk: jax.scipy.linalg.solve_triangular(lk, dk, lower=True))(
-            chol, diff
-        )
-        log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
-        quad = jnp.sum(z**2, axis=1)
-        log_norm = -0.5 * (self.dim * jnp.log(2.0 * jnp.pi) + log_det)
-        return jnp.log(self.weights) + log_norm - 0.5 * quad
+        precision_diff = jnp.einsum("kij,kj->ki", precisions, diff)
+        quad = jnp.sum(diff * precision_diff, axis=1)
+        log_norm = -0.5 * (self.dim * jnp.log(2.0 * jnp.pi) + log_dets)
+        return jnp.log(self.weights) + log_norm - 0.5 * quad, precision_diff
+
+    def _component_log_probs(self, x: Float[Array, " d"]) -> Float[Array, " k"]:
+        return self._component_log_probs_and_precision_diffs(x)[0]
 
     def log_prob(self, x: Float[Array, " d"]) -> Float[Array, ""]:
         r"""Log-density at one point,
@@ -107,12 +121,8 @@ class GaussianMixture(eqx.Module):
         with the responsibilities $r_k$ of
         [`GaussianMixture.responsibilities`][gpm_sde.GaussianMixture.responsibilities].
         """
-        r = self.responsibilities(x)
-        chol = jnp.linalg.cholesky(self.covs)
-        diff = x[None, :] - self.means
-        precision_diff = jax.vmap(lambda lk, dk: jax.scipy.linalg.cho_solve((lk, True), dk))(
-            chol, diff
-        )
+        log_probs, precision_diff = self._component_log_probs_and_precision_diffs(x)
+        r = jax.nn.softmax(log_probs)
         return -jnp.sum(r[:, None] * precision_diff, axis=0)
 
     def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n d"]:

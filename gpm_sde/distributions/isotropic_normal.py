@@ -1,4 +1,4 @@
-"""The isotropic Gaussian $\mathcal{N}(0, s^2 I)$ on any event shape: the prior of a process."""
+r"""The isotropic Gaussian $\mathcal{N}(0, s^2 I)$ on any event shape: the prior of a process."""
 
 from __future__ import annotations
 

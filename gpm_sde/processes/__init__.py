@@ -2,6 +2,7 @@
 
 from .base import AbstractLinearProcess as AbstractLinearProcess
 from .cosine import Cosine as Cosine, cosine as cosine
+from .ddpm import DDPM as DDPM, ddpm as ddpm
 from .edm import EDM as EDM, edm as edm
 from .subvp import SubVP as SubVP, subvp as subvp
 from .ve import VE as VE, ve as ve

@@ -1,4 +1,4 @@
-"""Linear forward (noising) processes, fixed by their marginal $x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$."""
+r"""Linear forward (noising) processes, fixed by their marginal $x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The EDM process of Karras et al. 2022: $\alpha = 1$, $\sigma(t) = t$."""
+r"""The EDM process of Karras et al. 2022: $\alpha = 1$, $\sigma(t) = t$."""
 
 from __future__ import annotations
 

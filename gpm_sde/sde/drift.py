@@ -2,7 +2,8 @@ r"""Drift terms $b(s, y)$ acting on a whole particle cloud `y: (N, *event)`.
 
 Terms are small final modules that compose with `+` and with scalar schedules `*`:
 `LinearDrift(f) + ScoreDrift(0.5 * g**2, score)` is $f(s)\,y + \tfrac12 g(s)^2 \nabla\log p_s(y)$.
-Each is callable as `drift(s, y, args)`, diffrax's vector-field signature.
+Each is callable as `drift(s, y, args)`, diffrax's vector-field signature, and returns the
+dtype of the cloud (a float64 schedule does not promote a float32 cloud).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ..schedules import AbstractSchedule, Schedule, as_schedule
@@ -53,7 +55,7 @@ class LinearDrift(AbstractDrift):
         self.coeff = as_schedule(coeff)
 
     def __call__(self, s, y, args=None):
-        return self.coeff(s) * y
+        return jnp.asarray(self.coeff(s), dtype=y.dtype) * y
 
 
 class ScoreDrift(AbstractDrift):
@@ -81,7 +83,8 @@ class ScoreDrift(AbstractDrift):
         self.score = score
 
     def __call__(self, s, y, args=None):
-        return self.weight(s) * jax.vmap(self.score, in_axes=(None, 0))(s, y)
+        scores = jax.vmap(self.score, in_axes=(None, 0))(s, y)
+        return (jnp.asarray(self.weight(s), dtype=y.dtype) * scores).astype(y.dtype)
 
 
 class SumDrift(AbstractDrift):
@@ -109,7 +112,7 @@ class ScaledDrift(AbstractDrift):
     drift: AbstractDrift
 
     def __call__(self, s, y, args=None):
-        return self.scale(s) * self.drift(s, y, args)
+        return jnp.asarray(self.scale(s), dtype=y.dtype) * self.drift(s, y, args)
 
 
 class FunctionDrift(AbstractDrift):
@@ -122,4 +125,4 @@ class FunctionDrift(AbstractDrift):
     fn: Callable[..., Any]
 
     def __call__(self, s, y, args=None):
-        return self.fn(s, y, args)
+        return jnp.asarray(self.fn(s, y, args), dtype=y.dtype)

@@ -34,7 +34,9 @@ def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
             f"`y0` must be a non-empty particle cloud of shape (N, *event) with N >= 1, got "
             f"shape {jnp.shape(y0)}."
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
+    if steps < 1:
         raise ValueError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
     check_finite("t0", t0)
     check_finite("t1", t1)

@@ -1,0 +1,199 @@
+"""The SDE algebra: terms, the reverse family, probability flow, and the generator identity.
+
+Pointwise drift checks compare against the equations written out independently with the VP
+closed forms β(t) = β_min + t(β_max - β_min) (Song et al. 2021, eq. 11, 32-33); float64.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import gpm_sde
+from gpm_sde.schedules import as_schedule
+from gpm_sde.sde import SDE, FunctionDrift, LinearDrift, ScalarDiffusion, ScoreDrift, SumDrift
+from gpm_sde.verify import fokker_planck_rhs
+
+from .test_gaussian_mixture import mixtures
+
+
+def _beta(t):
+    return 0.1 + t * 19.9
+
+
+@pytest.mark.parametrize("lam", [None, 0.0, 0.7, lambda s: 0.3 + s])
+def test_reverse_drift_pointwise(lam, mixture_2d, key):
+    p = gpm_sde.vp()
+    score = gpm_sde.MixtureMarginalScore(p, mixture_2d)
+    sde = gpm_sde.reverse(p, score, lam=lam)
+    y = jr.normal(key, (5, 2))
+    for s in (0.0, 0.25, 0.9):
+        t = 1.0 - s
+        f, g2 = -0.5 * _beta(t), _beta(t)
+        lam2 = g2 if lam is None else (lam(s) if callable(lam) else lam) ** 2
+        scores = jnp.stack([p.marginal(mixture_2d, t).score(yi) for yi in y])
+        expected = -f * y + 0.5 * (g2 + lam2) * scores
+        assert jnp.allclose(sde.drift(s, y, None), expected, rtol=1e-10, atol=1e-12), (lam, s)
+        if lam == 0.0:
+            assert sde.diffusion is None
+        else:
+            assert sde.diffusion is not None
+            assert jnp.allclose(sde.diffusion(s, y, None), jnp.sqrt(lam2), rtol=1e-10)
+
+
+def test_probability_flow_is_lambda_zero(mixture_2d, key):
+    p = gpm_sde.subvp()
+    score = gpm_sde.MixtureMarginalScore(p, mixture_2d)
+    pf = gpm_sde.probability_flow(p, score)
+    assert pf.is_ode
+    y = jr.normal(key, (6, 2))
+    for s in (0.1, 0.6):
+        t = 1.0 - s
+        expected = -p.drift_coeff(t) * y + 0.5 * p.diffusion(t) ** 2 * jax.vmap(
+            lambda x, t=t: score(t, x)
+        )(y)
+        assert jnp.allclose(pf.drift(s, y, None), expected, rtol=1e-10)
+
+
+def test_reweight_reverse_sde_to_zero_noise_is_probability_flow(mixture_2d, key):
+    p = gpm_sde.vp()
+    score = gpm_sde.MixtureMarginalScore(p, mixture_2d)
+    rev = gpm_sde.reverse(p, score)
+    # The law of the reverse SDE at generation time s is p_{T-s}: its score is score(T - s, x).
+    gen_score = gpm_sde.scores.TimeReversedScore(score, p.T)
+    flow = gpm_sde.reweight_noise(rev, gen_score, 0.0)
+    pf = gpm_sde.probability_flow(p, score)
+    assert flow.is_ode
+    y = 2.0 * jr.normal(key, (8, 2))
+    for s in (0.0, 0.3, 0.8):
+        assert jnp.allclose(flow.drift(s, y, None), pf.drift(s, y, None), rtol=1e-10, atol=1e-12)
+
+
+def _random_sde(rng: np.random.Generator, other: gpm_sde.GaussianMixture) -> SDE:
+    a, w, g0, g1 = rng.normal(size=4)
+    drift = LinearDrift(lambda s: a * (1 + s)) + ScoreDrift(
+        lambda s: w * jnp.cos(s), lambda s, x: other.score(x)
+    )
+    return SDE(drift, ScalarDiffusion(lambda s: abs(g0) + abs(g1) * s))
+
+
+@given(mixtures(), mixtures(), st.integers(0, 2**31 - 1))
+@settings(max_examples=20)
+def test_generator_identity(p, other, seed):
+    """−∇·(p b) + ½g²Δp is unchanged by reweight_noise (DESIGN §1), to float64 round-off.
+
+    Relative to the size of the terms, whose cancellation leaves ~1e-14.
+    """
+    if other.dim != p.dim:
+        other = gpm_sde.GaussianMixture(
+            other.weights, other.means[:, :1] * jnp.ones(p.dim), jnp.eye(p.dim)[None].repeat(
+                other.n_components, 0
+            )
+        )
+    rng = np.random.default_rng(seed)
+    sde = _random_sde(rng, other)
+    lam = float(abs(rng.normal()) * 2)
+    reweighted = gpm_sde.reweight_noise(sde, lambda s, x: p.score(x), lam)
+
+    @jax.jit
+    def both(s, x):
+        a = fokker_planck_rhs(sde, p.log_prob, s, x)
+        b = fokker_planck_rhs(reweighted, p.log_prob, s, x)
+        lap = jnp.trace(jax.hessian(lambda z: jnp.exp(p.log_prob(z)))(x))
+        return a, b, lap
+
+    for _ in range(3):
+        s = float(rng.uniform(0, 1))
+        x = jnp.asarray(rng.normal(scale=2.0, size=p.dim))
+        a, b, lap = both(s, x)
+        size = abs(a) + abs(b) + abs(lap) * (1 + lam**2)
+        assert abs(a - b) <= 1e-8 * size, (a, b)
+
+
+def test_generator_identity_has_power(mixture_2d):
+    """A reweighting without the ½ (a plausible slip) breaks the identity by O(1)."""
+    sde = SDE(LinearDrift(-0.5), ScalarDiffusion(1.0))
+    wrong = SDE(sde.drift + ScoreDrift(2.0**2 - 1.0**2, lambda s, x: mixture_2d.score(x)),
+                ScalarDiffusion(2.0))
+    right = gpm_sde.reweight_noise(sde, lambda s, x: mixture_2d.score(x), 2.0)
+    x = jnp.array([0.3, -0.2])
+    a = fokker_planck_rhs(sde, mixture_2d.log_prob, 0.0, x)
+    assert abs(fokker_planck_rhs(right, mixture_2d.log_prob, 0.0, x) - a) < 1e-10 * abs(a)
+    assert abs(fokker_planck_rhs(wrong, mixture_2d.log_prob, 0.0, x) - a) > 1e-2 * abs(a)
+
+
+def test_term_algebra(key):
+    y = jr.normal(key, (4, 3))
+    d1 = LinearDrift(2.0)
+    d2 = ScoreDrift(lambda s: s, lambda s, x: -x)
+    total = d1 + d2 + FunctionDrift(lambda s, y, args: jnp.ones_like(y))
+    assert isinstance(total, SumDrift) and len(total.terms) == 3
+    s = 0.5
+    assert jnp.allclose(total(s, y, None), 2.0 * y - s * y + 1.0)
+    assert jnp.allclose((3.0 * d1)(s, y, None), 6.0 * y)
+    assert jnp.allclose((d1 * (lambda s: s))(s, y, None), 2.0 * s * y)
+    sched = 0.5 * (as_schedule(2.0) ** 2 + as_schedule(lambda s: s) ** 2) - 1.0
+    assert jnp.isclose(sched(3.0), 0.5 * (4.0 + 9.0) - 1.0)
+
+
+def test_sde_terms_are_diffrax_terms(key):
+    sde = SDE(LinearDrift(-1.0), ScalarDiffusion(lambda s: 2.0 + s))
+    y = jr.normal(key, (5, 2))
+    bm = diffrax.VirtualBrownianTree(0.0, 1.0, tol=1e-3, shape=(5, 2), key=key)
+    terms = sde.terms(bm)
+    assert isinstance(terms, diffrax.MultiTerm)
+    ode, control = terms.terms
+    assert isinstance(ode, diffrax.ODETerm) and isinstance(control, diffrax.ControlTerm)
+    op = control.vf(0.5, y, None)
+    assert isinstance(op, lx.DiagonalLinearOperator)
+    dw = jnp.ones((5, 2))
+    assert jnp.allclose(control.prod(op, dw), 2.5 * dw)
+    assert isinstance(SDE(LinearDrift(-1.0)).terms(), diffrax.ODETerm)
+    with pytest.raises(ValueError, match="brownian.*required"):
+        sde.terms()
+
+
+def test_jit_over_process_parameters(mixture_2d, key):
+    """Process parameters are pytree leaves: a jitted reverse drift traces β instead of
+    baking it in, so changing β_max reuses the compiled function and changes the result."""
+    y = jr.normal(key, (3, 2))
+    traces = []
+
+    @jax.jit
+    def drift(process):
+        traces.append(1)
+        score = gpm_sde.MixtureMarginalScore(process, mixture_2d)
+        return gpm_sde.reverse(process, score).drift(0.2, y, None)
+
+    a = drift(gpm_sde.vp(beta_max=20.0))
+    b = drift(gpm_sde.vp(beta_max=10.0))
+    assert len(traces) == 1
+    assert not jnp.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda: gpm_sde.reverse("vp", lambda t, x: x), TypeError, "process"),
+        (lambda: gpm_sde.reverse(gpm_sde.vp(), 3.0), TypeError, "score"),
+        (lambda: gpm_sde.reverse(gpm_sde.vp(), lambda t, x: x, lam=-1.0), ValueError, "lam"),
+        (lambda: gpm_sde.reweight_noise("sde", lambda s, x: x, 1.0), TypeError, "sde"),
+        (
+            lambda: gpm_sde.reweight_noise(SDE(LinearDrift(1.0)), lambda s, x: x, -2.0),
+            ValueError,
+            "diffusion",
+        ),
+        (lambda: SDE(3.0), TypeError, "drift"),
+        (lambda: ScoreDrift(1.0, "score"), TypeError, "score"),
+        (lambda: LinearDrift(jnp.ones(3)), ValueError, "scalar"),
+    ],
+)
+def test_bad_sde_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
