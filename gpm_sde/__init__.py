@@ -3,8 +3,15 @@
 See DESIGN §3 for the public names. Everything here is a pure function or an `eqx.Module`.
 """
 
-from . import distributions as distributions, processes as processes, schedules as schedules
-from . import scores as scores, sde as sde, solve as solve, verify as verify
+from . import (
+    distributions as distributions,
+    processes as processes,
+    schedules as schedules,
+    scores as scores,
+    sde as sde,
+    solve as solve,
+    verify as verify,
+)
 from .distributions import GaussianMixture as GaussianMixture, IsotropicNormal as IsotropicNormal
 from .processes import (
     AbstractLinearProcess as AbstractLinearProcess,

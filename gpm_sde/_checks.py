@@ -12,12 +12,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 
 def is_concrete(*values: Any) -> bool:
     """True when no leaf of `values` is a JAX tracer, so its value can be inspected."""
     leaves = jax.tree_util.tree_leaves(values)
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+    return not any(isinstance(leaf, Tracer) for leaf in leaves)
 
 
 def _as_numpy(value: Any) -> np.ndarray:
@@ -71,6 +72,4 @@ def check_float_array(name: str, value: Any, ndim: int | None = None, shape_hint
         )
     if ndim is not None and arr.ndim != ndim:
         hint = f" {shape_hint}" if shape_hint else ""
-        raise ValueError(
-            f"`{name}` must have {ndim} dimension(s){hint}, got shape {arr.shape}."
-        )
+        raise ValueError(f"`{name}` must have {ndim} dimension(s){hint}, got shape {arr.shape}.")

@@ -319,15 +319,15 @@ def test_ancestral_sampling_with_exact_scores_recovers_mixture(key, mixture_2d, 
     [[0.1, 1.0], [0.0, 0.1], [0.1, -0.2], [0.1, float("nan")], [float("inf"), 0.1]],
 )
 def test_betas_out_of_range_or_non_finite(betas):
-    with pytest.raises(ValueError, match="`betas` must be finite and in \\(0, 1\\)"):
+    with pytest.raises(ValueError, match=r"`betas` must be finite and in \\(0, 1\\)"):
         DDPM(jnp.asarray(betas))
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="`betas` must hold at least one step"):
+    with pytest.raises(ValueError, match=r"`betas` must hold at least one step"):
         DDPM(jnp.zeros((0,)))
     for n_steps in (0, -3):
-        with pytest.raises(ValueError, match="`n_steps` must be an int >= 1"):
+        with pytest.raises(ValueError, match=r"`n_steps` must be an int >= 1"):
             ddpm(n_steps=n_steps)
     for kwargs, name in [
         ({"beta_1": 0.0}, "beta_1"),
@@ -337,11 +337,11 @@ def test_bad_constructor_arguments():
     ]:
         with pytest.raises(ValueError, match=f"`{name}` must be finite and in \\(0, 1\\)"):
             ddpm(**kwargs)
-    with pytest.raises(ValueError, match="`schedule` must be one of"):
+    with pytest.raises(ValueError, match=r"`schedule` must be one of"):
         ddpm(schedule="quadratic")
-    with pytest.raises(ValueError, match="`beta_1` and `beta_N` set the linear schedule only"):
+    with pytest.raises(ValueError, match=r"`beta_1` and `beta_N` set the linear schedule only"):
         ddpm(schedule="cosine", beta_N=0.05)
-    with pytest.raises(ValueError, match="`s` must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"`s` must be finite and >= 0"):
         ddpm(schedule="cosine", s=-0.1)
 
 
@@ -372,5 +372,5 @@ def test_step_index_out_of_range(key, mixture_2d):
             chain.marginal(mixture_2d, bad)
         with pytest.raises(ValueError, match=out_of_0n):
             chain.sample_marginal(key, x, bad)
-    with pytest.raises(ValueError, match="`variance` must be one of"):
+    with pytest.raises(ValueError, match=r"`variance` must be one of"):
         chain.ancestral_step(key, x, x, 2, variance="learned")

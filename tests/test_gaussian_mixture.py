@@ -38,9 +38,7 @@ def test_score_is_gradient_of_log_prob(law, seed):
     x = jnp.asarray(np.random.default_rng(seed).normal(scale=2.0, size=law.dim))
     h = 1e-5
     eye = jnp.eye(law.dim)
-    fd = jnp.array(
-        [(law.log_prob(x + h * e) - law.log_prob(x - h * e)) / (2 * h) for e in eye]
-    )
+    fd = jnp.array([(law.log_prob(x + h * e) - law.log_prob(x - h * e)) / (2 * h) for e in eye])
     score = law.score(x)
     assert jnp.allclose(score, fd, rtol=1e-6, atol=1e-6), (score, fd)
     # The closed-form score also equals reverse-mode autodiff to round-off.
@@ -53,7 +51,7 @@ def test_log_prob_matches_scipy(law, seed):
     x = np.random.default_rng(seed).normal(scale=2.0, size=law.dim)
     ref = np.log(
         sum(
-            float(w) * scipy.stats.multivariate_normal(np.asarray(m), np.asarray(c)).pdf(x)
+            float(w) * scipy.stats.multivariate_normal(np.asarray(m), np.asarray(c)).pdf(x)  # pyright: ignore[reportArgumentType]
             for w, m, c in zip(law.weights, law.means, law.covs, strict=True)
         )
     )
@@ -143,5 +141,5 @@ def test_bad_input(weights, means, covs, match):
 
 
 def test_integer_input_is_rejected():
-    with pytest.raises(TypeError, match="means.*floating"):
+    with pytest.raises(TypeError, match=r"means.*floating"):
         gpm_sde.GaussianMixture(jnp.array([1.0]), jnp.array([[0, 0]]), jnp.eye(2)[None])

@@ -120,6 +120,7 @@ def test_simulated_forward_sde_matches_marginals(name, mixture_2d, key):
     sol = gpm_sde.simulate(
         sde, x0, jr.fold_in(key, 2), t1=times[-1], steps=1000, saveat=diffrax.SaveAt(ts=times)
     )
+    assert sol.ys is not None
     for t, xt in zip(times, sol.ys, strict=True):
         law = p.marginal(mixture_2d, t)
         z = max_moment_z_score(xt, law.mean(), law.covariance())
@@ -166,12 +167,12 @@ def test_bad_times(mixture_2d, key):
     p = gpm_sde.vp()
     with pytest.raises(ValueError, match=r"`t` must lie in \[0.0, 1.0\]"):
         p.marginal(mixture_2d, 1.5)
-    with pytest.raises(ValueError, match="`t` must lie"):
+    with pytest.raises(ValueError, match=r"`t` must lie"):
         p.marginal(mixture_2d, -0.1)
-    with pytest.raises(ValueError, match="`t` must be finite"):
+    with pytest.raises(ValueError, match=r"`t` must be finite"):
         p.sample_marginal(key, jnp.zeros((3, 2)), jnp.nan)
     # Under the runtime type checker the shape mismatch is caught first, naming `t` as well.
-    with pytest.raises((ValueError, TypeError), match="one time per point|parameter 't'"):
+    with pytest.raises((ValueError, TypeError), match=r"one time per point|parameter 't'"):
         p.sample_marginal(key, jnp.zeros((3, 2)), jnp.array([0.1, 0.2]))
-    with pytest.raises(TypeError, match="law.*GaussianMixture"):
+    with pytest.raises(TypeError, match=r"law.*GaussianMixture"):
         p.marginal(jnp.zeros((3, 2)), 0.5)  # pyright: ignore[reportArgumentType]

@@ -36,7 +36,8 @@ def test_reverse_drift_pointwise(lam, mixture_2d, key):
     for s in (0.0, 0.25, 0.9):
         t = 1.0 - s
         f, g2 = -0.5 * _beta(t), _beta(t)
-        lam2 = g2 if lam is None else (lam(s) if callable(lam) else lam) ** 2
+        lam_s = g2**0.5 if lam is None else (lam(s) if callable(lam) else lam)
+        lam2 = float(lam_s) ** 2  # pyright: ignore[reportArgumentType]
         scores = jnp.stack([p.marginal(mixture_2d, t).score(yi) for yi in y])
         expected = -f * y + 0.5 * (g2 + lam2) * scores
         assert jnp.allclose(sde.drift(s, y, None), expected, rtol=1e-10, atol=1e-12), (lam, s)
@@ -92,9 +93,9 @@ def test_generator_identity(p, other, seed):
     """
     if other.dim != p.dim:
         other = gpm_sde.GaussianMixture(
-            other.weights, other.means[:, :1] * jnp.ones(p.dim), jnp.eye(p.dim)[None].repeat(
-                other.n_components, 0
-            )
+            other.weights,
+            other.means[:, :1] * jnp.ones(p.dim),
+            jnp.eye(p.dim)[None].repeat(other.n_components, 0),
         )
     rng = np.random.default_rng(seed)
     sde = _random_sde(rng, other)
@@ -119,8 +120,10 @@ def test_generator_identity(p, other, seed):
 def test_generator_identity_has_power(mixture_2d):
     """A reweighting without the ½ (a plausible slip) breaks the identity by O(1)."""
     sde = SDE(LinearDrift(-0.5), ScalarDiffusion(1.0))
-    wrong = SDE(sde.drift + ScoreDrift(2.0**2 - 1.0**2, lambda s, x: mixture_2d.score(x)),
-                ScalarDiffusion(2.0))
+    wrong = SDE(
+        sde.drift + ScoreDrift(2.0**2 - 1.0**2, lambda s, x: mixture_2d.score(x)),
+        ScalarDiffusion(2.0),
+    )
     right = gpm_sde.reweight_noise(sde, lambda s, x: mixture_2d.score(x), 2.0)
     x = jnp.array([0.3, -0.2])
     a = fokker_planck_rhs(sde, mixture_2d.log_prob, 0.0, x)
@@ -155,7 +158,7 @@ def test_sde_terms_are_diffrax_terms(key):
     dw = jnp.ones((5, 2))
     assert jnp.allclose(control.prod(op, dw), 2.5 * dw)
     assert isinstance(SDE(LinearDrift(-1.0)).terms(), diffrax.ODETerm)
-    with pytest.raises(ValueError, match="brownian.*required"):
+    with pytest.raises(ValueError, match=r"brownian.*required"):
         sde.terms()
 
 
@@ -180,17 +183,17 @@ def test_jit_over_process_parameters(mixture_2d, key):
 @pytest.mark.parametrize(
     ("call", "exc", "match"),
     [
-        (lambda: gpm_sde.reverse("vp", lambda t, x: x), TypeError, "process"),
-        (lambda: gpm_sde.reverse(gpm_sde.vp(), 3.0), TypeError, "score"),
+        (lambda: gpm_sde.reverse("vp", lambda t, x: x), TypeError, "process"),  # pyright: ignore[reportArgumentType]
+        (lambda: gpm_sde.reverse(gpm_sde.vp(), 3.0), TypeError, "score"),  # pyright: ignore[reportArgumentType]
         (lambda: gpm_sde.reverse(gpm_sde.vp(), lambda t, x: x, lam=-1.0), ValueError, "lam"),
-        (lambda: gpm_sde.reweight_noise("sde", lambda s, x: x, 1.0), TypeError, "sde"),
+        (lambda: gpm_sde.reweight_noise("sde", lambda s, x: x, 1.0), TypeError, "sde"),  # pyright: ignore[reportArgumentType]
         (
             lambda: gpm_sde.reweight_noise(SDE(LinearDrift(1.0)), lambda s, x: x, -2.0),
             ValueError,
             "diffusion",
         ),
-        (lambda: SDE(3.0), TypeError, "drift"),
-        (lambda: ScoreDrift(1.0, "score"), TypeError, "score"),
+        (lambda: SDE(3.0), TypeError, "drift"),  # pyright: ignore[reportArgumentType]
+        (lambda: ScoreDrift(1.0, "score"), TypeError, "score"),  # pyright: ignore[reportArgumentType]
         (lambda: LinearDrift(jnp.ones(3)), ValueError, "scalar"),
     ],
 )

@@ -55,13 +55,14 @@ def test_grid_brownian_increments(key):
         jax.ShapeDtypeStruct((n,), jnp.float64), key, 0.0, 2.0, steps, diffrax.SpaceTimeLevyArea
     )
     dt = 0.5
-    incs = [path.evaluate(i * dt, (i + 1) * dt, use_levy=True) for i in range(steps)]
+    incs = [path.increment(jnp.asarray(i), dt) for i in range(steps)]
+    assert all(isinstance(inc, diffrax.SpaceTimeLevyArea) for inc in incs)
     w = jnp.stack([inc.W for inc in incs], axis=1)  # (n, steps)
-    h = jnp.stack([inc.H for inc in incs], axis=1)
+    h = jnp.stack([inc.H for inc in incs], axis=1)  # pyright: ignore[reportAttributeAccessIssue]
     assert max_moment_z_score(w, jnp.zeros(steps), dt * jnp.eye(steps)) < 5.0
     assert max_moment_z_score(h, jnp.zeros(steps), dt / 12 * jnp.eye(steps)) < 5.0
     # The same step queried twice gives the same increment (a path, not fresh noise).
-    assert jnp.array_equal(path.evaluate(0.5, 1.0), incs[1].W)
+    assert jnp.array_equal(path.evaluate(0.5, 1.0), incs[1].W)  # pyright: ignore[reportArgumentType]
 
 
 @pytest.mark.parametrize(
@@ -101,8 +102,9 @@ def test_reverse_vp_recovers_data(mixture_2d, key):
     p = gpm_sde.vp()
     score = gpm_sde.MixtureMarginalScore(p, mixture_2d)
     y0 = p.prior.sample(jr.fold_in(key, 1), 4000, (2,))
-    sol = gpm_sde.simulate(gpm_sde.reverse(p, score), y0, jr.fold_in(key, 2), t1=p.T - 1e-3,
-                           steps=1000)
+    sol = gpm_sde.simulate(
+        gpm_sde.reverse(p, score), y0, jr.fold_in(key, 2), t1=p.T - 1e-3, steps=1000
+    )
     assert sol.ys is not None
     z = max_moment_z_score(sol.ys[0], mixture_2d.mean(), mixture_2d.covariance())
     assert z < 5.0, z
@@ -119,16 +121,16 @@ def test_float32_cloud_stays_float32(key):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"steps": 0}, ValueError, "steps.*>= 1"),
-        ({"steps": 2.5}, TypeError, "steps"),
-        ({"t1": 0.0}, ValueError, "t1.*greater than.*generation time"),
-        ({"t1": -1.0}, ValueError, "issue 598"),
-        ({"t1": float("nan")}, ValueError, "t1.*finite"),
-        ({"y0": jnp.zeros((0, 2))}, ValueError, "y0.*non-empty"),
-        ({"y0": jnp.zeros((3, 2), dtype=jnp.int32)}, TypeError, "y0.*floating|parameter 'y0'"),
-        ({"y0": jnp.full((3, 2), jnp.nan)}, ValueError, "y0.*finite"),
-        ({"key": None}, ValueError, "key.*required"),
-        ({"sde": "ou"}, TypeError, "sde.*SDE"),
+        ({"steps": 0}, ValueError, r"steps.*>= 1"),
+        ({"steps": 2.5}, TypeError, r"steps"),
+        ({"t1": 0.0}, ValueError, r"t1.*greater than.*generation time"),
+        ({"t1": -1.0}, ValueError, r"issue 598"),
+        ({"t1": float("nan")}, ValueError, r"t1.*finite"),
+        ({"y0": jnp.zeros((0, 2))}, ValueError, r"y0.*non-empty"),
+        ({"y0": jnp.zeros((3, 2), dtype=jnp.int32)}, TypeError, r"y0.*floating|parameter 'y0'"),
+        ({"y0": jnp.full((3, 2), jnp.nan)}, ValueError, r"y0.*finite"),
+        ({"key": None}, ValueError, r"key.*required"),
+        ({"sde": "ou"}, TypeError, r"sde.*SDE"),
     ],
 )
 def test_bad_simulate_arguments(kwargs, exc, match, key):

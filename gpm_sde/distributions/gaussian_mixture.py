@@ -105,7 +105,9 @@ class GaussianMixture(eqx.Module):
 
     def log_prob(self, x: Float[Array, " d"]) -> Float[Array, ""]:
         r"""Log-density at one point,
-        $\log p(x) = \operatorname{logsumexp}_k \big[\log w_k + \log\mathcal{N}(x;\mu_k,\Sigma_k)\big]$.
+
+        $$\log p(x) = \operatorname{logsumexp}_k
+        \big[\log w_k + \log\mathcal{N}(x;\mu_k,\Sigma_k)\big].$$
         """
         return jax.nn.logsumexp(self._component_log_probs(x))
 
@@ -158,9 +160,7 @@ class GaussianMixture(eqx.Module):
         )
         return second - jnp.outer(m, m)
 
-    def affine(
-        self, alpha: Float[ArrayLike, ""], sigma: Float[ArrayLike, ""]
-    ) -> GaussianMixture:
+    def affine(self, alpha: Float[ArrayLike, ""], sigma: Float[ArrayLike, ""]) -> GaussianMixture:
         r"""Exact law of $\alpha x + \sigma \varepsilon$ for $x \sim p$,
         $\varepsilon \sim \mathcal{N}(0, I)$ independent:
 

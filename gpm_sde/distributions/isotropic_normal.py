@@ -40,7 +40,7 @@ class IsotropicNormal(eqx.Module):
 
     def sample(
         self, key: PRNGKeyArray, n: int, event_shape: tuple[int, ...]
-    ) -> Float[Array, "n *event"]:
+    ) -> Float[Array, " n *event"]:
         """Draw `n` points of shape `event_shape`: a cloud `(n, *event_shape)`."""
         if n < 0:
             raise ValueError(f"`n` must be a non-negative int (the number of samples), got {n!r}.")

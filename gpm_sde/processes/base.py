@@ -1,4 +1,5 @@
-r"""Linear forward (noising) processes, fixed by their marginal $x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$."""
+r"""Linear forward (noising) processes, fixed by their marginal
+$x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$."""
 
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ class AbstractLinearProcess(eqx.Module):
     def sample_marginal(
         self,
         key: PRNGKeyArray,
-        x0: Float[Array, "n *event"],
+        x0: Float[Array, " n *event"],
         t: Float[ArrayLike, ""] | Float[Array, " n"],
-    ) -> Float[Array, "n *event"]:
+    ) -> Float[Array, " n *event"]:
         r"""Sample $x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$ given data `x0: (n, *event)`, at one
         time `t` or at one time per point (`t: (n,)`)."""
         check_time_range("t", t, 0.0, self.T, type(self).__name__)

@@ -29,7 +29,9 @@ class VE(AbstractLinearProcess):
         return jnp.ones_like(jnp.asarray(t, dtype=self.sigma_min.dtype))
 
     def variance(self, t):
-        return self.sigma_min**2 * (self.sigma_max / self.sigma_min) ** (2.0 * jnp.asarray(t) / self.T)
+        return self.sigma_min**2 * (self.sigma_max / self.sigma_min) ** (
+            2.0 * jnp.asarray(t) / self.T
+        )
 
 
 def ve(sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> VE:

@@ -11,12 +11,15 @@ from .base import AbstractLinearProcess
 
 
 def integrated_beta(
-    t: Float[ArrayLike, "*t"], beta_min: Float[ArrayLike, ""], beta_max: Float[ArrayLike, ""], T: float
+    t: Float[ArrayLike, "*t"],
+    beta_min: Float[ArrayLike, ""],
+    beta_max: Float[ArrayLike, ""],
+    T: float,
 ) -> Float[Array, "*t"]:
     r"""$B(t) = \int_0^t \beta = \beta_{\min} t + \tfrac12 t^2 (\beta_{\max} - \beta_{\min}) / T$
     for the linear schedule $\beta(t) = \beta_{\min} + (\beta_{\max} - \beta_{\min}) t / T$
     (Song et al. 2021, eq. 33, with $T = 1$)."""
-    t = jnp.asarray(t)
+    t, beta_min, beta_max = jnp.asarray(t), jnp.asarray(beta_min), jnp.asarray(beta_max)
     return beta_min * t + 0.5 * t**2 * (beta_max - beta_min) / T
 
 

@@ -45,5 +45,7 @@ class TimeReversedScore(eqx.Module):
     score: Callable[..., Any]
     T: float = eqx.field(static=True)
 
-    def __call__(self, s: Float[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
+    def __call__(
+        self, s: Float[ArrayLike, ""], x: Float[Array, "*event"]
+    ) -> Float[Array, "*event"]:
         return self.score(self.T - s, x)

@@ -17,8 +17,8 @@ class AbstractDiffusion(eqx.Module):
 
     @abc.abstractmethod
     def __call__(
-        self, s: Float[ArrayLike, ""], y: Float[Array, "n *event"], args: PyTree = None
-    ) -> Float[Array, "n *event"]:
+        self, s: Float[ArrayLike, ""], y: Float[Array, " n *event"], args: PyTree = None
+    ) -> Float[Array, " n *event"]:
         """The diagonal of the diffusion matrix at time `s`."""
 
 

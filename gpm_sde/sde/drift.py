@@ -19,7 +19,7 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ..schedules import AbstractSchedule, Schedule, as_schedule
 
-Cloud = Float[Array, "n *event"]
+Cloud = Float[Array, " n *event"]
 
 
 class AbstractDrift(eqx.Module):

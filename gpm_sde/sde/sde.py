@@ -94,4 +94,6 @@ class SDE(eqx.Module):
                 "`brownian` is required for an SDE with a diffusion term; pass e.g. "
                 "`diffrax.VirtualBrownianTree(t0, t1, tol, shape=y0.shape, key=key)`."
             )
-        return diffrax.MultiTerm(drift_term, diffrax.ControlTerm(_DiagonalField(self.diffusion), brownian))
+        return diffrax.MultiTerm(
+            drift_term, diffrax.ControlTerm(_DiagonalField(self.diffusion), brownian)
+        )

@@ -37,7 +37,9 @@ def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int):
         raise TypeError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
     if steps < 1:
-        raise ValueError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
+        raise ValueError(
+            f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}."
+        )
     check_finite("t0", t0)
     check_finite("t1", t1)
     check_finite("y0", y0, fix="start from a finite cloud")
@@ -52,7 +54,7 @@ def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
 
 def simulate(
     sde: SDE,
-    y0: Float[Array, "n *event"],
+    y0: Float[Array, " n *event"],
     key: PRNGKeyArray | None,
     *,
     t1: Float[ArrayLike, ""],

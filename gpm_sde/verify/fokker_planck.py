@@ -19,7 +19,8 @@ def fokker_planck_rhs(
 ) -> Float[Array, ""]:
     r"""The Fokker–Planck right-hand side of `sde` applied to a density $p$ at one point,
 
-    $$\mathcal{L}^* p\,(s, x) = -\nabla\cdot\big(p\, b(s, \cdot)\big)(x) + \tfrac12 g(s)^2\,\Delta p(x),$$
+    $$\mathcal{L}^* p\,(s, x) = -\nabla\cdot\big(p\, b(s, \cdot)\big)(x)
+    + \tfrac12 g(s)^2\,\Delta p(x),$$
 
     so that the law $p_s$ of `sde` solves $\partial_s p = \mathcal{L}^* p$ (Risken 1989, eq. 4.1;
     DESIGN §1). Computed with forward-over-reverse autodiff: no sampling, exact to round-off.

@@ -6,9 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 
-def mean_z_scores(
-    samples: Float[Array, "n d"], mean: Float[ArrayLike, " d"]
-) -> Float[Array, " d"]:
+def mean_z_scores(samples: Float[Array, "n d"], mean: Float[ArrayLike, " d"]) -> Float[Array, " d"]:
     r"""$z_i = (\bar x_i - m_i) / \widehat{\mathrm{SE}}_i$ with $\widehat{\mathrm{SE}}_i =
     \hat s_i / \sqrt{n}$, the sample standard deviation over $\sqrt n$ (central limit theorem)."""
     n = samples.shape[0]

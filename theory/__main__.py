@@ -1,0 +1,5 @@
+"""Entry point of `python -m theory`."""
+
+from .cli import main
+
+raise SystemExit(main())

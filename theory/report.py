@@ -1,0 +1,67 @@
+"""The report: a table of verdicts on stdout, and `report.md` with one section per claim."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .claim import Claim
+from .markdown import table
+from .result import Result
+
+HEADER = ("claim", "source", "measured", "tolerance", "verdict", "time (s)")
+
+
+def verdict(result: Result) -> str:
+    """`PASS` or `FAIL`."""
+    return "PASS" if result.passed else "FAIL"
+
+
+def _row(claim: Claim, result: Result) -> list[str]:
+    return [
+        claim.name,
+        claim.source,
+        f"{result.measured:.3g}",
+        f"{result.tolerance:.3g}",
+        verdict(result),
+        f"{result.elapsed:.1f}",
+    ]
+
+
+def text_table(outcomes: Sequence[tuple[Claim, Result]]) -> str:
+    """A plain-text table of the outcomes, columns aligned, for the terminal."""
+    rows = [list(HEADER), *(_row(claim, result) for claim, result in outcomes)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _section(claim: Claim, result: Result, out_dir: Path) -> str:
+    parts = [
+        f"## `{claim.name}`: {verdict(result)}",
+        f"**Statement.** {claim.statement}",
+        f"**Source.** {claim.source}",
+        f"**Method.** {claim.method}",
+        f"**Result.** measured {result.measured:.3g}, tolerance {result.tolerance:.3g}, "
+        f"{result.elapsed:.1f} s.",
+        result.details,
+        f"**Why this tolerance.** {result.justification}",
+    ]
+    if result.figure is not None:
+        parts.append(f"![{claim.name}]({result.figure.relative_to(out_dir).as_posix()})")
+    return "\n\n".join(parts)
+
+
+def markdown_report(outcomes: Sequence[tuple[Claim, Result]], out_dir: Path, fast: bool) -> str:
+    """The whole `report.md`: the summary table first, then a section per claim."""
+    failed = sum(not result.passed for _, result in outcomes)
+    mode = "fast settings (`--fast`)" if fast else "full settings"
+    summary = (
+        f"# gpm_sde theory report\n\n{len(outcomes)} claim(s) checked with {mode}: "
+        f"{len(outcomes) - failed} passed, {failed} failed. A claim passes when the measured "
+        "error is at most its tolerance; each section says why the tolerance is what it is."
+    )
+    rows = [_row(claim, result) for claim, result in outcomes]
+    sections = [_section(claim, result, out_dir) for claim, result in outcomes]
+    return "\n\n".join([summary, table(HEADER, rows), *sections]) + "\n"
