@@ -257,9 +257,7 @@ def test_ancestral_step_adds_no_noise_at_n1_even_traced(key):
             np.testing.assert_allclose(
                 chain.ancestral_step(k, xn, eps_hat, 1, variance), expected, rtol=1e-15
             )
-            np.testing.assert_allclose(
-                step(k, xn, eps_hat, jnp.asarray(1)), expected, rtol=1e-15
-            )
+            np.testing.assert_allclose(step(k, xn, eps_hat, jnp.asarray(1)), expected, rtol=1e-15)
         # At n > 1 the traced step adds noise, and equals the eager step.
         traced = step(key, xn, eps_hat, jnp.asarray(7))
         eager = chain.ancestral_step(key, xn, eps_hat, 7, variance)
@@ -278,8 +276,11 @@ def test_ancestral_step_adds_no_noise_at_n1_even_traced(key):
 
 @pytest.mark.parametrize("variance", ["posterior", "beta"])
 def test_ancestral_sampling_with_exact_scores_recovers_mixture(key, mixture_2d, variance):
-    # Short schedule with ᾱ_N ≈ 2e-5, so starting from N(0, I) instead of q_N is negligible.
-    chain = ddpm(200, beta_1=1e-3, beta_N=0.1)
+    # Short schedule with ᾱ_N ≈ 3e-5, so starting from N(0, I) instead of q_N is negligible.
+    # Even with exact scores the Gaussian reverse kernels carry a discretisation bias; measured
+    # with 200k particles it is ≲ 0.5 SE (at M = 4000) per moment here, ≈ 1.3 SE with
+    # 200 steps and beta_N = 0.1, so 500 steps keep most of the 5-SE budget for noise.
+    chain = ddpm(500, beta_1=1e-3, beta_N=0.04)
     n_steps, m = chain.n_steps, 4000
     assert float(chain.alpha_bar(n_steps)) < 1e-4
 
@@ -319,7 +320,7 @@ def test_ancestral_sampling_with_exact_scores_recovers_mixture(key, mixture_2d, 
     [[0.1, 1.0], [0.0, 0.1], [0.1, -0.2], [0.1, float("nan")], [float("inf"), 0.1]],
 )
 def test_betas_out_of_range_or_non_finite(betas):
-    with pytest.raises(ValueError, match=r"`betas` must be finite and in \\(0, 1\\)"):
+    with pytest.raises(ValueError, match=r"`betas` must be finite and in \(0, 1\)"):
         DDPM(jnp.asarray(betas))
 
 
@@ -329,14 +330,12 @@ def test_bad_constructor_arguments():
     for n_steps in (0, -3):
         with pytest.raises(ValueError, match=r"`n_steps` must be an int >= 1"):
             ddpm(n_steps=n_steps)
-    for kwargs, name in [
-        ({"beta_1": 0.0}, "beta_1"),
-        ({"beta_1": float("nan")}, "beta_1"),
-        ({"beta_N": 1.5}, "beta_N"),
-        ({"beta_N": float("inf")}, "beta_N"),
-    ]:
-        with pytest.raises(ValueError, match=f"`{name}` must be finite and in \\(0, 1\\)"):
-            ddpm(**kwargs)
+    for bad in (0.0, -1e-3, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"`beta_1` must be finite and in \(0, 1\)"):
+            ddpm(beta_1=bad)
+    for bad in (1.5, float("inf")):
+        with pytest.raises(ValueError, match=r"`beta_N` must be finite and in \(0, 1\)"):
+            ddpm(beta_N=bad)
     with pytest.raises(ValueError, match=r"`schedule` must be one of"):
         ddpm(schedule="quadratic")
     with pytest.raises(ValueError, match=r"`beta_1` and `beta_N` set the linear schedule only"):
