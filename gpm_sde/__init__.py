@@ -15,7 +15,9 @@ from . import (
 from .distributions import GaussianMixture as GaussianMixture, IsotropicNormal as IsotropicNormal
 from .processes import (
     AbstractLinearProcess as AbstractLinearProcess,
+    DDPM as DDPM,
     cosine as cosine,
+    ddpm as ddpm,
     edm as edm,
     subvp as subvp,
     ve as ve,
