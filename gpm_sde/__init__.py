@@ -33,6 +33,7 @@ from .sde import (
     reverse as reverse,
     reweight_noise as reweight_noise,
 )
+from .likelihood import bits_per_dim as bits_per_dim, log_likelihood as log_likelihood
 from .solve import simulate as simulate
 from .verify import fokker_planck_rhs as fokker_planck_rhs
 

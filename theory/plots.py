@@ -21,7 +21,7 @@ class HistogramPanel:
     density: np.ndarray
 
 
-def histogram_grid(panels: Sequence[Sequence[HistogramPanel]], path: Path) -> Path:
+def histogram_grid(panels: Sequence[Sequence[HistogramPanel]], title: str, path: Path) -> Path:
     """Draw a rows × columns grid of histogram-versus-density panels and save it as a PNG."""
     rows, cols = len(panels), len(panels[0])
     fig = Figure(figsize=(3.2 * cols, 2.6 * rows), layout="constrained")
@@ -33,5 +33,6 @@ def histogram_grid(panels: Sequence[Sequence[HistogramPanel]], path: Path) -> Pa
         ax.set_title(panel.title, fontsize=9)
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)
     return path

@@ -137,7 +137,7 @@ def simulate(
     dtype = y0.dtype
     t0_arr = jnp.asarray(t0, dtype=dtype)
     t1_arr = jnp.asarray(t1, dtype=dtype)
-    if stepsize_controller is None and is_concrete(t0, t1):
+    if stepsize_controller is None and is_concrete(t0, t1, saveat):
         plan = plan_saves(saveat, float(t0), float(t1), steps)
         if plan is not None:
             return _solve_on_grid(sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter)
