@@ -32,7 +32,9 @@ def make_problem():
     law = gpm_sde.GaussianMixture(
         jnp.array([0.2, 0.5, 0.3]),
         jnp.array([[-2.0, 0.5], [1.5, -1.0], [0.5, 2.5]]),
-        jnp.array([[[0.3, 0.1], [0.1, 0.2]], [[0.5, -0.2], [-0.2, 0.4]], [[0.15, 0.0], [0.0, 0.6]]]),
+        jnp.array(
+            [[[0.3, 0.1], [0.1, 0.2]], [[0.5, -0.2], [-0.2, 0.4]], [[0.15, 0.0], [0.0, 0.6]]]
+        ),
     )
     process = gpm_sde.vp()
     score = gpm_sde.MixtureMarginalScore(process, law)
@@ -103,17 +105,21 @@ def time_it(fn, y0, key) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-reference", action="store_true", help="skip the diffeqsolve rows")
     opts = parser.parse_args()
 
     process, score = make_problem()
-    print(f"device: {jax.devices()[0].platform} ({jax.devices()[0].device_kind}), "
-          f"jax {jax.__version__}, diffrax {diffrax.__version__}, {STEPS} steps, float32")
-    print(f"| N | baseline scan EM (s) | simulate (s) | ratio | diffeqsolve+Unsafe ratio "
-          f"| diffeqsolve+VBT ratio |")
+    print(
+        f"device: {jax.devices()[0].platform} ({jax.devices()[0].device_kind}), "
+        f"jax {jax.__version__}, diffrax {diffrax.__version__}, {STEPS} steps, float32"
+    )
+    print(
+        "| N | baseline scan EM (s) | simulate (s) | ratio | diffeqsolve+Unsafe ratio "
+        "| diffeqsolve+VBT ratio |"
+    )
     print("|---|---|---|---|---|---|")
     for n in opts.sizes:
         y0 = jr.normal(jr.key(0), (n, 2))

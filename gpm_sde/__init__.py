@@ -13,9 +13,10 @@ from . import (
     verify as verify,
 )
 from .distributions import GaussianMixture as GaussianMixture, IsotropicNormal as IsotropicNormal
+from .likelihood import bits_per_dim as bits_per_dim, log_likelihood as log_likelihood
 from .processes import (
-    AbstractLinearProcess as AbstractLinearProcess,
     DDPM as DDPM,
+    AbstractLinearProcess as AbstractLinearProcess,
     cosine as cosine,
     ddpm as ddpm,
     edm as edm,
@@ -33,7 +34,6 @@ from .sde import (
     reverse as reverse,
     reweight_noise as reweight_noise,
 )
-from .likelihood import bits_per_dim as bits_per_dim, log_likelihood as log_likelihood
 from .solve import simulate as simulate
 from .verify import fokker_planck_rhs as fokker_planck_rhs
 

@@ -1,4 +1,4 @@
-r"""Exact log-likelihoods along the probability-flow ODE (Song et al. 2021, §4.3 and appendix D.2)."""
+r"""Exact log-likelihoods along the probability-flow ODE (Song et al. 2021, §4.3, app. D.2)."""
 
 from __future__ import annotations
 

@@ -135,9 +135,7 @@ def scan_solve(
         keep(t1, y_final)
     progress_meter.close(meter_state)
     ts = jnp.concatenate(saved_ts) if saved_ts else None
-    ys = (
-        jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *saved_ys) if saved_ys else None
-    )
+    ys = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *saved_ys) if saved_ys else None
     return diffrax.Solution(
         t0=t0,
         t1=t1,

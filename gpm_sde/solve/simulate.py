@@ -39,7 +39,9 @@ def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int):
         raise TypeError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
     if steps < 1:
-        raise ValueError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
+        raise ValueError(
+            f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}."
+        )
     check_finite("t0", t0)
     check_finite("t1", t1)
     check_finite("y0", y0, fix="start from a finite cloud")
@@ -138,7 +140,7 @@ def simulate(
     t0_arr = jnp.asarray(t0, dtype=dtype)
     t1_arr = jnp.asarray(t1, dtype=dtype)
     if stepsize_controller is None and is_concrete(t0, t1, saveat):
-        plan = plan_saves(saveat, float(t0), float(t1), steps)
+        plan = plan_saves(saveat, float(jnp.asarray(t0)), float(jnp.asarray(t1)), steps)
         if plan is not None:
             return _solve_on_grid(sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter)
     if stepsize_controller is None:
