@@ -5,6 +5,7 @@ See DESIGN §3 for the public names. Everything here is a pure function or an `e
 
 from . import (
     distributions as distributions,
+    flows as flows,
     processes as processes,
     schedules as schedules,
     scores as scores,
@@ -13,6 +14,15 @@ from . import (
     verify as verify,
 )
 from .distributions import GaussianMixture as GaussianMixture, IsotropicNormal as IsotropicNormal
+from .flows import (
+    diffflow as diffflow,
+    discriminator_field as discriminator_field,
+    gan_flow as gan_flow,
+    int_pm_loss as int_pm_loss,
+    langevin_flow as langevin_flow,
+    particle_flow as particle_flow,
+    score_gan_field as score_gan_field,
+)
 from .likelihood import bits_per_dim as bits_per_dim, log_likelihood as log_likelihood
 from .processes import (
     DDPM as DDPM,

@@ -1,9 +1,19 @@
-r"""Scores $\nabla_x \log p_t(x)$: exact ones for mixture data, and time reversal.
+r"""Scores $\nabla_x \log p(x)$: exact ones for mixture data, smoothed and annealed data scores,
+mean-field estimates from the cloud, and the score difference from a discriminator.
 
-A *pointwise score* is a callable `score(t, x)` on one point `x: (*event,)`.
+A *pointwise score* is a callable `score(t, x)` on one point `x: (*event,)`; a *cloud score*
+([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore]) sees the whole cloud.
 """
 
+from .cloud import AbstractCloudScore as AbstractCloudScore
+from .discriminator import DiscriminatorScoreDifference as DiscriminatorScoreDifference
 from .exact import (
     MixtureMarginalScore as MixtureMarginalScore,
     TimeReversedScore as TimeReversedScore,
 )
+from .kernel import (
+    KernelScore as KernelScore,
+    kde_bandwidth as kde_bandwidth,
+    kernel_score_blocked as kernel_score_blocked,
+)
+from .smoothed import AnnealedScore as AnnealedScore, SmoothedMixtureScore as SmoothedMixtureScore

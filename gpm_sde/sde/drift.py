@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ..schedules import AbstractSchedule, Schedule, as_schedule
+from ..scores import AbstractCloudScore
 
 Cloud = Float[Array, " n *event"]
 
@@ -61,13 +62,15 @@ class LinearDrift(AbstractDrift):
 class ScoreDrift(AbstractDrift):
     r"""$b(s, y_i) = w(s)\, \nabla \log p_s(y_i)$ for every particle $y_i$ of the cloud.
 
-    The pointwise score `score(s, x)` (one point `x: (*event,)`) is lifted to the cloud with
-    `jax.vmap` over the particle axis.
+    A pointwise score `score(s, x)` (one point `x: (*event,)`) is lifted to the cloud with
+    `jax.vmap` over the particle axis; a cloud score
+    ([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore], e.g. the mean-field
+    [`KernelScore`][gpm_sde.scores.KernelScore]) is called on the whole cloud.
 
     **Arguments:**
 
     - `weight`: the schedule $w(s)$ (float or callable).
-    - `score`: a pointwise score `(s, x) -> ∇log p_s(x)` in generation time.
+    - `score`: a pointwise score `(s, x) -> ∇log p_s(x)` in generation time, or a cloud score.
     """
 
     weight: AbstractSchedule
@@ -83,7 +86,10 @@ class ScoreDrift(AbstractDrift):
         self.score = score
 
     def __call__(self, s, y, args=None):
-        scores = jax.vmap(self.score, in_axes=(None, 0))(s, y)
+        if isinstance(self.score, AbstractCloudScore):
+            scores = self.score(s, y)
+        else:
+            scores = jax.vmap(self.score, in_axes=(None, 0))(s, y)
         return (jnp.asarray(self.weight(s), dtype=y.dtype) * scores).astype(y.dtype)
 
 

@@ -1,0 +1,12 @@
+"""Unified flows: the DiffFlow SDE and its ends, and generative particle models (GPM)."""
+
+from .diffflow import diffflow as diffflow, gan_flow as gan_flow, langevin_flow as langevin_flow
+from .gaussian import GaussianDiffFlow as GaussianDiffFlow, gaussian_diffflow as gaussian_diffflow
+from .gpm import (
+    DiscriminatorField as DiscriminatorField,
+    ScoreGANField as ScoreGANField,
+    discriminator_field as discriminator_field,
+    int_pm_loss as int_pm_loss,
+    particle_flow as particle_flow,
+    score_gan_field as score_gan_field,
+)

@@ -1,0 +1,101 @@
+r"""The DiffFlow SDE (Zhang et al. 2023): GANs and diffusion as the two ends of one SDE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._checks import check_positive, is_concrete
+from ..schedules import Constant, Schedule, as_schedule
+from ..sde import SDE, AbstractDrift, LinearDrift, ScalarDiffusion, ScoreDrift
+from ..sde._zero import is_literal_zero
+
+
+def _as_drift(f: AbstractDrift | Schedule | None) -> AbstractDrift | None:
+    if f is None or isinstance(f, AbstractDrift):
+        return f
+    return LinearDrift(f)
+
+
+def _check_nonnegative(name: str, value: Schedule) -> None:
+    sched = as_schedule(value)
+    if isinstance(sched, Constant) and is_concrete(sched.value):
+        check_positive(name, sched.value, strict=False)
+
+
+def diffflow(
+    real_score: Callable[..., Any],
+    gen_score: Callable[..., Any],
+    beta: Schedule,
+    g: Schedule,
+    f: AbstractDrift | Schedule | None = None,
+) -> SDE:
+    r"""The DiffFlow SDE in generation time $s$ (DESIGN §1; Zhang et al. 2023, eq. 9–10):
+
+    $$dx = \Big[f(s, x) + \beta(s)\,\nabla\log q_{\sigma(s)}(x)
+    - \big(\beta(s) - \tfrac12 g(s)^2\big)\nabla\log p_s(x)\Big]\,ds + g(s)\,dW_s .$$
+
+    Its law solves $\partial_s p = -\nabla\cdot\big(p\,[f + \beta\nabla\log(q_\sigma/p)]\big)$,
+    which does not contain $g$: changing $g$ moves weight between the real-score and
+    generated-score terms and leaves every marginal unchanged (it is
+    [`reweight_noise`][gpm_sde.reweight_noise] applied to the $g = 0$ flow). $g = 0$ is the
+    GAN end ([`gan_flow`][gpm_sde.gan_flow]), $g^2 = 2\beta$ the Langevin end
+    ([`langevin_flow`][gpm_sde.langevin_flow]).
+
+    **Arguments:**
+
+    - `real_score`: the annealed data score `(s, x) -> ∇log q_{σ(s)}(x)`, pointwise (e.g.
+      [`AnnealedScore`][gpm_sde.scores.AnnealedScore]).
+    - `gen_score`: the score of the particles' own law $p_s$: pointwise `(s, x)`, or a cloud
+      score such as [`KernelScore`][gpm_sde.scores.KernelScore].
+    - `beta`: $\beta(s) \ge 0$; `g`: $g(s) \ge 0$ (floats or callables of $s$).
+    - `f`: an extra drift: `None`, a schedule $a(s)$ meaning $f = a(s)\,x$, or any
+      [`AbstractDrift`][gpm_sde.sde.AbstractDrift].
+    """
+    _check_nonnegative("beta", beta)
+    _check_nonnegative("g", g)
+    beta_s, g_s = as_schedule(beta), as_schedule(g)
+    drift: AbstractDrift = ScoreDrift(beta_s, real_score) + ScoreDrift(
+        -(beta_s - 0.5 * g_s**2), gen_score
+    )
+    extra = _as_drift(f)
+    if extra is not None:
+        drift = extra + drift
+    return SDE(drift, None if is_literal_zero(g) else ScalarDiffusion(g_s))
+
+
+def gan_flow(
+    real_score: Callable[..., Any],
+    gen_score: Callable[..., Any],
+    beta: Schedule,
+    f: AbstractDrift | Schedule | None = None,
+) -> SDE:
+    r"""DiffFlow's GAN end, $g = 0$: the deterministic flow
+
+    $$\frac{dx}{ds} = f + \beta(s)\big(\nabla\log q_{\sigma(s)} - \nabla\log p_s\big)(x)
+    = f + \beta(s)\,\nabla_x\operatorname{logit} D^*_s(x),$$
+
+    the gradient of the logit of the optimal vanilla-GAN discriminator
+    $D^* = q_\sigma/(q_\sigma + p_s)$ (Zhang et al. 2023, §3.2; Goodfellow et al. 2014).
+    """
+    return diffflow(real_score, gen_score, beta, 0.0, f)
+
+
+def langevin_flow(
+    real_score: Callable[..., Any],
+    beta: Schedule,
+    f: AbstractDrift | Schedule | None = None,
+) -> SDE:
+    r"""DiffFlow's diffusion end, $g^2 = 2\beta$: (annealed) Langevin dynamics on $q_{\sigma(s)}$,
+
+    $$dx = \big[f + \beta(s)\,\nabla\log q_{\sigma(s)}(x)\big]\,ds + \sqrt{2\beta(s)}\,dW_s$$
+
+    (Zhang et al. 2023, §3.2; NCSN, Song & Ermon 2019). The generated-score term vanishes.
+    """
+    _check_nonnegative("beta", beta)
+    beta_s = as_schedule(beta)
+    drift: AbstractDrift = ScoreDrift(beta_s, real_score)
+    extra = _as_drift(f)
+    if extra is not None:
+        drift = extra + drift
+    return SDE(drift, ScalarDiffusion((2.0 * beta_s) ** 0.5))

@@ -1,0 +1,136 @@
+r"""Generative particle models (Franceschi et al. 2023): fields that move particles, and the
+Int-PM loss that moves a generator along them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ..schedules import AbstractSchedule, Schedule, as_schedule
+from ..scores import AbstractCloudScore
+from ..sde import SDE, AbstractDrift
+
+
+def _apply_score(score: Callable[..., Any], arg: Any, y: Array) -> Array:
+    if isinstance(score, AbstractCloudScore):
+        return score(arg, y)
+    return jax.vmap(score, in_axes=(None, 0))(arg, y)
+
+
+class ScoreGANField(AbstractDrift):
+    r"""The Score-GAN / score-based-diffusion field of GPM (Franceschi et al. 2023, Table 1 and
+    §4.1):
+
+    $$\nabla h_{\rho_s}(x) = \alpha(s)\,\nabla\log(q * k_{\sigma(s)})(x)
+    - \beta(s)\,\nabla\log(\rho_s * k_{\sigma(s)})(x).$$
+
+    Both scores are $\sigma$-conditioned: `real(sigma, x)` pointwise, and `gen(sigma, x)`
+    pointwise (e.g. a network trained by denoising score matching on generated samples) or a
+    cloud score called as `gen(sigma, y)` (e.g. `KernelScore(bandwidth=σ)`, which is exactly
+    $\nabla\log(\rho_s * k_\sigma)$ of the cloud).
+    """
+
+    real: Callable[..., Any]
+    gen: Callable[..., Any]
+    alpha: AbstractSchedule
+    beta: AbstractSchedule
+    sigma: AbstractSchedule
+
+    def __call__(self, s, y, args=None):
+        sigma = self.sigma(s)
+        real = _apply_score(self.real, sigma, y)
+        gen = _apply_score(self.gen, sigma, y)
+        out = jnp.asarray(self.alpha(s), y.dtype) * real - jnp.asarray(self.beta(s), y.dtype) * gen
+        return out.astype(y.dtype)
+
+
+def score_gan_field(
+    real: Callable[..., Any],
+    gen: Callable[..., Any],
+    alpha: Schedule,
+    beta: Schedule,
+    sigma: Schedule,
+) -> ScoreGANField:
+    r"""The GPM Score-GAN field $\alpha\nabla\log(q * k_\sigma) - \beta\nabla\log(\rho_s * k_\sigma)$
+    (see [`ScoreGANField`][gpm_sde.flows.ScoreGANField])."""
+    return ScoreGANField(real, gen, as_schedule(alpha), as_schedule(beta), as_schedule(sigma))
+
+
+_COSTS: dict[str, Callable[[Array], Array]] = {
+    "nonsaturating": lambda d: jax.nn.softplus(-d),
+    "ipm": lambda d: d,
+    "hinge": lambda d: -d,
+}
+
+
+class DiscriminatorField(AbstractDrift):
+    r"""The GAN / Discriminator-Flow field of GPM (Franceschi et al. 2023, §3 and Table 1):
+
+    $$\nabla h_{\rho_s}(x) = -\nabla_x\, c\big(D(s, x)\big),$$
+
+    with generator cost $c(d) = \operatorname{softplus}(-d)$ (non-saturating, $D$ a logit),
+    $c(d) = d$ (IPM/WGAN, the critic trained low on data) or $c(d) = -d$ (hinge generator
+    loss, Lim & Ye 2017).
+    """
+
+    discriminator: Callable[..., Any]
+    kind: Literal["nonsaturating", "ipm", "hinge"] = eqx.field(static=True)
+
+    def __check_init__(self):
+        if self.kind not in _COSTS:
+            raise ValueError(f"`kind` must be one of {sorted(_COSTS)}, got {self.kind!r}.")
+
+    def __call__(self, s, y, args=None):
+        cost = _COSTS[self.kind]
+
+        def point(x):
+            return -jax.grad(lambda z: cost(self.discriminator(s, z)))(x)
+
+        return jax.vmap(point)(y).astype(y.dtype)
+
+
+def discriminator_field(
+    D: Callable[..., Any], kind: Literal["nonsaturating", "ipm", "hinge"] = "nonsaturating"
+) -> DiscriminatorField:
+    r"""The field $-\nabla_x c(D(s, x))$ of a (time-conditioned) discriminator `D(s, x)`
+    (see [`DiscriminatorField`][gpm_sde.flows.DiscriminatorField])."""
+    return DiscriminatorField(D, kind)
+
+
+def particle_flow(field: AbstractDrift | Callable[..., Any]) -> SDE:
+    r"""The particle model $dx/ds = \nabla h_{\rho_s}(x)$ (Franceschi et al. 2023, eq. 2) as an
+    ODE [`SDE`][gpm_sde.SDE]; `field` acts on the whole cloud `(s, y, args)`."""
+    return SDE(field, None)
+
+
+def int_pm_loss(
+    generator: Callable[..., Any],
+    field: AbstractDrift | Callable[..., Any],
+    z: Float[Array, "n *latent"],
+    s: Float[ArrayLike, ""] = 0.0,
+) -> Float[Array, ""]:
+    r"""The Int-PM surrogate loss that moves a generator along a field (Franceschi et al. 2023,
+    eq. 8 and Algorithm 1):
+
+    $$\mathcal{L}(\theta) = \mathbb{E}_z\big\langle g_\theta(z),\ \mathrm{sg}\big[-\nabla h(g_\theta(z))\big]
+    \big\rangle,$$
+
+    whose gradient $-\mathbb{E}_z[J_\theta g_\theta(z)^\top \nabla h]$ makes a gradient step
+    $\theta \leftarrow \theta - \eta\nabla\mathcal{L}$ move the outputs by
+    $\eta\,J J^\top\nabla h$ to first order: along the field, projected by the neural tangent
+    kernel. `sg` is `jax.lax.stop_gradient`.
+
+    **Arguments:**
+
+    - `generator`: `z -> x` on one latent (vmapped over `z`), e.g. an `eqx.Module`.
+    - `field`: the field on the cloud of generated points, `field(s, y, args)`.
+    - `z`: a batch of latents `(n, *latent)`; `s`: the time passed to the field.
+    """
+    x = jax.vmap(generator)(z)
+    direction = jax.lax.stop_gradient(field(s, x, None))
+    return jnp.sum(x * -direction) / x.shape[0]
