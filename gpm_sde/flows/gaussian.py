@@ -50,11 +50,11 @@ class GaussianDiffFlow(eqx.Module):
 
     def mean(self, s: Float[ArrayLike, ""]) -> Float[Array, " d"]:
         r"""$\mu_s$."""
-        return self.solution.evaluate(s)[0]
+        return self.solution.evaluate(jnp.asarray(s))[0]  # pyright: ignore[reportIndexIssue]
 
     def cov(self, s: Float[ArrayLike, ""]) -> Float[Array, "d d"]:
         r"""$\Sigma_s$ (symmetrised)."""
-        c = self.solution.evaluate(s)[1]
+        c = self.solution.evaluate(jnp.asarray(s))[1]  # pyright: ignore[reportIndexIssue]
         return 0.5 * (c + c.T)
 
     def __call__(self, s: Float[ArrayLike, ""], x: Float[Array, " d"]) -> Float[Array, " d"]:

@@ -56,8 +56,8 @@ def score_gan_field(
     beta: Schedule,
     sigma: Schedule,
 ) -> ScoreGANField:
-    r"""The GPM Score-GAN field $\alpha\nabla\log(q * k_\sigma) - \beta\nabla\log(\rho_s * k_\sigma)$
-    (see [`ScoreGANField`][gpm_sde.flows.ScoreGANField])."""
+    r"""The GPM Score-GAN field
+    $\alpha\nabla\log(q * k_\sigma) - \beta\nabla\log(\rho_s * k_\sigma)$ (see [`ScoreGANField`][gpm_sde.flows.ScoreGANField])."""
     return ScoreGANField(real, gen, as_schedule(alpha), as_schedule(beta), as_schedule(sigma))
 
 
@@ -111,14 +111,14 @@ def particle_flow(field: AbstractDrift | Callable[..., Any]) -> SDE:
 def int_pm_loss(
     generator: Callable[..., Any],
     field: AbstractDrift | Callable[..., Any],
-    z: Float[Array, "n *latent"],
+    z: Float[Array, " n *latent"],
     s: Float[ArrayLike, ""] = 0.0,
 ) -> Float[Array, ""]:
     r"""The Int-PM surrogate loss that moves a generator along a field (Franceschi et al. 2023,
     eq. 8 and Algorithm 1):
 
-    $$\mathcal{L}(\theta) = \mathbb{E}_z\big\langle g_\theta(z),\ \mathrm{sg}\big[-\nabla h(g_\theta(z))\big]
-    \big\rangle,$$
+    $$\mathcal{L}(\theta) = \mathbb{E}_z\big\langle g_\theta(z),\
+    \mathrm{sg}\big[-\nabla h(g_\theta(z))\big]\big\rangle,$$
 
     whose gradient $-\mathbb{E}_z[J_\theta g_\theta(z)^\top \nabla h]$ makes a gradient step
     $\theta \leftarrow \theta - \eta\nabla\mathcal{L}$ move the outputs by

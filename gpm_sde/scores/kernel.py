@@ -35,9 +35,8 @@ def kde_bandwidth(y: Float[Array, " n *event"], rule: Literal["scott", "silverma
     return spread * factor
 
 
-def _pad_rows(a: Array, multiple: int) -> tuple[Array, int]:
-    pad = (-a.shape[0]) % multiple
-    return jnp.pad(a, ((0, pad), (0, 0))), pad
+def _pad_rows(a: Array, multiple: int) -> Array:
+    return jnp.pad(a, ((0, (-a.shape[0]) % multiple), (0, 0)))
 
 
 def kernel_score_blocked(
@@ -53,7 +52,7 @@ def kernel_score_blocked(
     (m + n)d)$, never $O(mn)$.
     """
     m, d = queries.shape
-    pts, n_pad = _pad_rows(points, block)
+    pts = _pad_rows(points, block)
     valid = jnp.arange(pts.shape[0]) < points.shape[0]
     pts_blocks = pts.reshape(-1, block, d)
     valid_blocks = valid.reshape(-1, block)
@@ -78,7 +77,7 @@ def kernel_score_blocked(
         (_, total, weighted), _ = jax.lax.scan(body, init, (pts_blocks, valid_blocks))
         return (weighted / total[:, None] - q) / h**2
 
-    q_pad, q_extra = _pad_rows(queries, block)
+    q_pad = _pad_rows(queries, block)
     out = jax.lax.map(one_query_block, q_pad.reshape(-1, block, d))
     return out.reshape(-1, d)[:m]
 
