@@ -57,7 +57,8 @@ def score_gan_field(
     sigma: Schedule,
 ) -> ScoreGANField:
     r"""The GPM Score-GAN field
-    $\alpha\nabla\log(q * k_\sigma) - \beta\nabla\log(\rho_s * k_\sigma)$ (see [`ScoreGANField`][gpm_sde.flows.ScoreGANField])."""
+    $\alpha\nabla\log(q * k_\sigma) - \beta\nabla\log(\rho_s * k_\sigma)$
+    (see [`ScoreGANField`][gpm_sde.flows.ScoreGANField])."""
     return ScoreGANField(real, gen, as_schedule(alpha), as_schedule(beta), as_schedule(sigma))
 
 
