@@ -185,3 +185,16 @@ def test_gradient_through_simulate(key):
     delta = 1e-5
     fd = (mean_final(1.0 + delta) - mean_final(1.0 - delta)) / (2 * delta)
     assert jnp.isclose(grad, fd, rtol=1e-7), (grad, fd)
+
+
+def test_inside_jit_with_python_end_times(key):
+    """Python floats for t0/t1 stay concrete inside an outer jit: the fixed grid is used."""
+    y0 = jnp.zeros((300, 1))
+
+    @jax.jit
+    def final(k):
+        return gpm_sde.simulate(_ou(), y0, k, t1=1.0, steps=100).ys
+
+    out = final(key)
+    assert out is not None
+    assert max_moment_z_score(out[0], jnp.zeros(1), _ou_var(1.0) * jnp.eye(1)) < 5

@@ -6,6 +6,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from .._checks import check_finite, check_float_array, is_concrete
@@ -140,7 +141,7 @@ def simulate(
     t0_arr = jnp.asarray(t0, dtype=dtype)
     t1_arr = jnp.asarray(t1, dtype=dtype)
     if stepsize_controller is None and is_concrete(t0, t1, saveat):
-        plan = plan_saves(saveat, float(jnp.asarray(t0)), float(jnp.asarray(t1)), steps)
+        plan = plan_saves(saveat, float(np.asarray(t0)), float(np.asarray(t1)), steps)
         if plan is not None:
             return _solve_on_grid(sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter)
     if stepsize_controller is None:

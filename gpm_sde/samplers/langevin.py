@@ -1,0 +1,156 @@
+r"""Langevin dynamics as an `SDE`, and annealed Langevin sampling (Song & Ermon 2019)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from .._checks import _as_numpy, check_float_array, check_positive, is_concrete
+from ..schedules import AbstractSchedule, Schedule, as_schedule
+from ..sde import SDE, ScalarDiffusion, ScoreDrift
+from ..solve import simulate
+from ._common import check_callable, check_cloud, check_int
+
+
+def langevin_sde(score: Callable[..., Any], step_scale: Schedule = 1.0) -> SDE:
+    r"""Overdamped Langevin dynamics of the law $p_s$, time-changed by $c(s) \ge 0$:
+
+    $$dx = c(s)\,\nabla\log p_s(x)\,ds + \sqrt{2 c(s)}\,dW_s .$$
+
+    With $d\tau = c(s)\,ds$ this is $dx = \nabla\log p\,d\tau + \sqrt2\,dW_\tau$, whose
+    stationary law is $p$ (Roberts & Tweedie 1996; Song & Ermon 2019, eq. 4 in the limit of a
+    small step). One Euler–Maruyama step of length $\Delta s$ is the unadjusted Langevin
+    update $x + h\nabla\log p(x) + \sqrt{2h}\,z$ with step $h = c(s)\Delta s$.
+
+    **Arguments:**
+
+    - `score`: a pointwise score `(s, x) -> ∇log p_s(x)` in the SDE's own time $s$ (a
+      time-independent score ignores `s`).
+    - `step_scale`: the time change $c(s)$, a float or callable; `1` is plain Langevin.
+
+    **Returns:** an [`SDE`][gpm_sde.SDE]; run it with [`simulate`][gpm_sde.simulate].
+    """
+    check_callable("score", score, "(s, x) -> ∇log p_s(x)")
+    c = as_schedule(step_scale)
+    return SDE(ScoreDrift(c, score), ScalarDiffusion((2.0 * c) ** 0.5))
+
+
+def geometric_sigmas(
+    sigma_max: Float[ArrayLike, ""], sigma_min: Float[ArrayLike, ""], n: int
+) -> Float[Array, " n"]:
+    r"""$n$ noise levels in geometric progression from $\sigma_1$ = `sigma_max` down to
+    $\sigma_L$ = `sigma_min` (Song & Ermon 2019, §4.2):
+    $\sigma_i = \sigma_1 (\sigma_L/\sigma_1)^{(i-1)/(L-1)}$, $L = n \ge 2$."""
+    check_int("n", n, 2, "the number of noise levels")
+    check_positive("sigma_max", sigma_max, fix="pass the largest noise level, e.g. 5.0")
+    check_positive("sigma_min", sigma_min, fix="pass the smallest noise level, e.g. 0.01")
+    if is_concrete(sigma_max, sigma_min) and _as_numpy(sigma_max) < _as_numpy(sigma_min):
+        raise ValueError(
+            f"`sigma_max` must be >= `sigma_min`, got sigma_max={sigma_max}, "
+            f"sigma_min={sigma_min}; swap them (the levels decrease)."
+        )
+    lo = jnp.log(jnp.asarray(sigma_max, dtype=float))
+    hi = jnp.log(jnp.asarray(sigma_min, dtype=float))
+    return jnp.exp(jnp.linspace(lo, hi, int(n)))
+
+
+class _AnnealedSchedule(AbstractSchedule):
+    r"""Piecewise constant in the step counter $s$: level $i = \lfloor s/T \rfloor$ (0-based),
+    value $\sigma_i$ (`what="sigma"`) or $\alpha_i / 2 = \epsilon\sigma_i^2/(2\sigma_L^2)$
+    (`what="half_step"`)."""
+
+    sigmas: Float[Array, " L"]
+    eps: Float[Array, ""]
+    steps_per_level: int = eqx.field(static=True)
+    what: str = eqx.field(static=True)
+
+    def __call__(self, s):
+        n_levels = self.sigmas.shape[0]
+        # s is an integer step count on the unit grid; +0.5 guards against round-off.
+        level = jnp.floor((jnp.asarray(s) + 0.5) / self.steps_per_level).astype(jnp.int32)
+        sigma = self.sigmas[jnp.clip(level, 0, n_levels - 1)]
+        if self.what == "sigma":
+            return sigma
+        return 0.5 * self.eps * sigma**2 / self.sigmas[-1] ** 2
+
+
+class _SigmaConditionedScore(eqx.Module):
+    """`(s, x) -> score(sigma(s), x)`: a σ-conditioned score seen in the step counter $s$."""
+
+    score: Callable[..., Any]
+    sigma: _AnnealedSchedule
+
+    def __call__(self, s, x):
+        return self.score(self.sigma(s), x)
+
+
+def annealed_langevin(
+    score: Callable[..., Any],
+    sigmas: Float[ArrayLike, " L"],
+    key: PRNGKeyArray,
+    x0: Float[Array, " n *event"],
+    *,
+    steps_per_level: int,
+    eps: Float[ArrayLike, ""],
+) -> Float[Array, " n *event"]:
+    r"""Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): for the noise levels
+    $\sigma_1 > \dots > \sigma_L$, set $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ and run
+    $T$ = `steps_per_level` steps
+
+    $$\tilde x_t = \tilde x_{t-1} + \frac{\alpha_i}{2}\nabla_x\log q_{\sigma_i}(\tilde x_{t-1})
+    + \sqrt{\alpha_i}\,z_t, \qquad z_t \sim \mathcal{N}(0, I),$$
+
+    each level starting where the previous one stopped, $q_\sigma = q * \mathcal{N}(0,
+    \sigma^2 I)$. The final cloud is returned as is (no final denoising step, as in
+    Algorithm 1).
+
+    **Implementation.** Level $i$ is Euler–Maruyama, with unit steps, of the time-changed
+    Langevin SDE [`langevin_sde`][gpm_sde.samplers.langevin_sde] with $c = \alpha_i/2$: the
+    step $x + c\nabla\log q_{\sigma_i} + \sqrt{2c}\,z$ is exactly the update above. All levels
+    together are one SDE in the step counter $s \in [0, LT]$ with $\sigma(s)$ and $c(s)$
+    piecewise constant ($\sigma(s) = \sigma_{\lfloor s/T\rfloor + 1}$), solved by one call of
+    [`simulate`][gpm_sde.simulate] with `diffrax.Euler()` and $LT$ unit steps.
+
+    **Arguments:**
+
+    - `score`: the σ-conditioned pointwise score `score(sigma, x) -> ∇log q_σ(x)` on one point.
+    - `sigmas`: `(L,)` decreasing noise levels, e.g.
+      [`geometric_sigmas`][gpm_sde.samplers.geometric_sigmas]`(sigma_max, 0.01, 10)`. The
+      samples approximate $q_{\sigma_L}$: choose $\sigma_L$ small against the scale you
+      resolve.
+    - `key`: PRNG key of the noise $z_t$.
+    - `x0`: the initial cloud `(n, *event)` (Song & Ermon start from uniform noise; any broad
+      law covering the data does).
+    - `steps_per_level`: $T \ge 1$.
+    - `eps`: $\epsilon > 0$, the step size at the last level.
+
+    **Returns:** the final cloud `(n, *event)`.
+    """
+    check_callable("score", score, "(sigma, x) -> ∇log q_sigma(x)")
+    check_float_array("sigmas", sigmas, 1, "(L,), the noise levels")
+    check_cloud("x0", x0)
+    check_int("steps_per_level", steps_per_level, 1, "Langevin steps per noise level")
+    check_positive("eps", eps, fix="pass the last level's step size, e.g. eps=2e-5")
+    check_positive("sigmas", sigmas, fix="noise levels are standard deviations")
+    sig = jnp.asarray(sigmas)
+    if is_concrete(sig) and np.any(np.diff(_as_numpy(sig)) > 0):
+        raise ValueError(
+            f"`sigmas` must be non-increasing (σ_1 > ... > σ_L, annealed from coarse to fine), "
+            f"got {_as_numpy(sig)!r}; pass e.g. `geometric_sigmas(sigma_max, sigma_min, L)`."
+        )
+    dtype = x0.dtype
+    sig = sig.astype(dtype)
+    eps_arr = jnp.asarray(eps, dtype=dtype)
+    sigma_s = _AnnealedSchedule(sig, eps_arr, int(steps_per_level), "sigma")
+    half_step = _AnnealedSchedule(sig, eps_arr, int(steps_per_level), "half_step")
+    sde = langevin_sde(_SigmaConditionedScore(score, sigma_s), half_step)
+    total = int(sig.shape[0]) * int(steps_per_level)
+    sol = simulate(sde, x0, key, t1=float(total), steps=total, solver=diffrax.Euler())
+    assert sol.ys is not None
+    return sol.ys[-1]
