@@ -147,9 +147,9 @@ def test_sliced_wasserstein_1d_shift(key, m):
     y = m + jr.normal(jr.fold_in(key, 2), (n, 1))
     y0 = jr.normal(jr.fold_in(key, 3), (n, 1))
     se = np.sqrt(2.0 / n)
-    sw = float(sliced_wasserstein(jr.fold_in(key, 4), x, y, n_projections=8))
+    sw = float(sliced_wasserstein(x, y, key=jr.fold_in(key, 4), n_projections=8))
     assert abs(sw - abs(m)) < K_SE * se, (sw, se)
-    assert float(sliced_wasserstein(jr.fold_in(key, 4), x, y0)) < 4 * se
+    assert float(sliced_wasserstein(x, y0, key=jr.fold_in(key, 4))) < 4 * se
 
 
 def test_sliced_wasserstein_in_d_dimensions(key):
@@ -160,7 +160,7 @@ def test_sliced_wasserstein_in_d_dimensions(key):
     m = jnp.array([2.0, 0.0, 0.0, 0.0])
     x = jr.normal(jr.fold_in(key, 1), (n, d))
     y = m + jr.normal(jr.fold_in(key, 2), (n, d))
-    sw2 = float(sliced_wasserstein(jr.fold_in(key, 3), x, y, n_projections=n_proj)) ** 2
+    sw2 = float(sliced_wasserstein(x, y, key=jr.fold_in(key, 3), n_projections=n_proj)) ** 2
     m2 = float(jnp.sum(m**2))
     se_mc = m2 * np.sqrt(2 * (d - 1) / (d**2 * (d + 2)) / n_proj)
     se_sample = 2 * np.sqrt(m2) * np.sqrt(2 / n) / d

@@ -11,9 +11,10 @@ from .._checks import check_float_array, check_positive
 
 
 def sliced_wasserstein(
-    key: PRNGKeyArray,
     x: Float[Array, " n *event"],
     y: Float[Array, " n *event"],
+    *,
+    key: PRNGKeyArray | None = None,
     n_projections: int = 128,
     p: float | int = 2.0,
 ) -> Float[Array, ""]:
@@ -37,8 +38,9 @@ def sliced_wasserstein(
 
     **Arguments:**
 
-    - `key`: PRNG key of the directions.
     - `x`, `y`: clouds `(n, *event)` of the same shape.
+    - `key`: PRNG key of the directions; default `jax.random.key(0)`, so that the metric is a
+      deterministic function of the clouds (the same directions for every call).
     - `n_projections`: $L \ge 1$.
     - `p`: the order $p \ge 1$.
 
@@ -64,6 +66,7 @@ def sliced_wasserstein(
     n = x.shape[0]
     xf = x.reshape(n, -1).astype(dtype)
     yf = y.reshape(n, -1).astype(dtype)
+    key = jr.key(0) if key is None else key
     theta = jr.normal(key, (int(n_projections), xf.shape[1]), dtype=dtype)
     theta = theta / jnp.linalg.norm(theta, axis=1, keepdims=True)
     px = jnp.sort(xf @ theta.T, axis=0)
