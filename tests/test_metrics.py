@@ -183,6 +183,8 @@ def test_bad_arguments(fn, kwargs, match, key):
     args = {"x": jnp.zeros((5, 2)), "y": jnp.ones((5, 2))} | kwargs
     if fn is mmd:
         call = lambda: mmd(**args)  # noqa: E731
+    elif fn is sliced_wasserstein:
+        call = lambda: sliced_wasserstein(key=key, **args)  # noqa: E731
     else:
         call = lambda: fn(key, **args)  # noqa: E731
     with pytest.raises((ValueError, TypeError), match=match):
