@@ -5,11 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .claim import Claim
-from .claims import exact_marginals, generator_identity
+from .claims import (
+    convergence_orders,
+    exact_marginals,
+    generator_identity,
+    lambda_family,
+    pf_likelihood,
+    reverse_marginals,
+)
 
 CLAIMS: tuple[Claim, ...] = (
     generator_identity.CLAIM,
     exact_marginals.CLAIM,
+    reverse_marginals.CLAIM,
+    lambda_family.CLAIM,
+    pf_likelihood.CLAIM,
+    convergence_orders.CLAIM,
 )
 
 
