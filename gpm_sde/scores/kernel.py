@@ -51,6 +51,9 @@ def kernel_score_blocked(
     blocks, as in memory-efficient attention (Rabe & Staats 2021): memory $O(\text{block}^2 +
     (m + n)d)$, never $O(mn)$.
     """
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"`block` must be an int >= 1 (the tile size), got {block!r}.")
+    check_positive("h", h, fix="pass a kernel width h > 0")
     m, d = queries.shape
     pts = _pad_rows(points, block)
     valid = jnp.arange(pts.shape[0]) < points.shape[0]
@@ -101,7 +104,7 @@ class KernelScore(AbstractCloudScore):
     """
 
     bandwidth: Bandwidth = eqx.field(static=True)
-    block: int = eqx.field(static=True, default=1024)
+    block: int = eqx.field(static=True, default=256)
 
     def __check_init__(self):
         if isinstance(self.bandwidth, str):
@@ -112,7 +115,7 @@ class KernelScore(AbstractCloudScore):
                 )
         else:
             check_positive("bandwidth", self.bandwidth, fix="pass a kernel width h > 0")
-        if not isinstance(self.block, int) or self.block < 1:
+        if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
             raise ValueError(f"`block` must be an int >= 1, got {self.block!r}.")
 
     def bandwidth_for(self, y: Float[Array, " n *event"]) -> Array:

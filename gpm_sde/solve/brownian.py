@@ -11,11 +11,15 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+_PATH_TAG = 0x5E3779B9  # an arbitrary large constant, far from the small ints users fold in
+
 
 class GridBrownianPath(diffrax.AbstractBrownianPath):
     r"""Brownian motion sampled step by step on the grid $s_n = s_0 + n\,\Delta s$.
 
-    The increment over step $n$ is drawn from `jax.random.fold_in(key, n)`:
+    The increment over step $n$ is drawn from `fold_in(fold_in(key, TAG), n)`, with a fixed
+    large `TAG`, so that the noise does not coincide with draws a user makes from
+    `fold_in(key, i)` for small `i` (e.g. the initial cloud):
 
     $$W_{s_{n+1}} - W_{s_n} \sim \mathcal{N}(0, \Delta s\, I)$$
 
@@ -63,7 +67,7 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
                 f"SpaceTimeTimeLevyArea, got {levy_area!r}."
             )
         self.shape = shape
-        self.key = key
+        self.key = jr.fold_in(key, _PATH_TAG)  # the path's own stream (see above)
         self.t0 = jnp.asarray(t0, dtype=shape.dtype)
         self.t1 = jnp.asarray(t1, dtype=shape.dtype)
         self.steps = steps

@@ -98,7 +98,7 @@ def simulate(
     `jax.lax.scan` (see `gpm_sde.solve.fixed_grid`), with the counter-based
     [`GridBrownianPath`][gpm_sde.solve.GridBrownianPath]: step $n$ draws an exact
     $\mathcal{N}(0, \Delta s\, I)$ increment (and the Lévy area the solver needs) from
-    `jax.random.fold_in(key, n)`.
+    `key` and the step index $n$ (see `GridBrownianPath`).
 
     **Adaptive** (`stepsize_controller=diffrax.PIDController(...)`): `diffrax.diffeqsolve`
     with a `diffrax.VirtualBrownianTree` of tolerance $\Delta s / 16$, starting from
