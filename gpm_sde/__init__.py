@@ -6,7 +6,9 @@ See DESIGN §3 for the public names. Everything here is a pure function or an `e
 from . import (
     distributions as distributions,
     flows as flows,
+    losses as losses,
     metrics as metrics,
+    nn as nn,
     processes as processes,
     samplers as samplers,
     schedules as schedules,

@@ -1,0 +1,26 @@
+r"""Losses as pure functions: denoising score matching, the DDPM noise-prediction loss, GAN
+losses (minimax, non-saturating, Wasserstein, least squares, hinge, f-GAN) and the
+discriminator regularisers (R1, WGAN-GP, weight clipping)."""
+
+from .gan import (
+    FGAN as FGAN,
+    AbstractFDivergence as AbstractFDivergence,
+    AbstractGANLoss as AbstractGANLoss,
+    HingeGAN as HingeGAN,
+    JensenShannonDivergence as JensenShannonDivergence,
+    KLDivergence as KLDivergence,
+    LeastSquaresGAN as LeastSquaresGAN,
+    MinimaxGAN as MinimaxGAN,
+    NonSaturatingGAN as NonSaturatingGAN,
+    PearsonChi2Divergence as PearsonChi2Divergence,
+    ReverseKLDivergence as ReverseKLDivergence,
+    WassersteinGAN as WassersteinGAN,
+    f_divergence as f_divergence,
+    gan_loss as gan_loss,
+)
+from .penalties import (
+    clip_weights as clip_weights,
+    gradient_penalty as gradient_penalty,
+    r1_penalty as r1_penalty,
+)
+from .score_matching import ddpm_eps_loss as ddpm_eps_loss, dsm_loss as dsm_loss

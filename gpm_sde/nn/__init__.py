@@ -1,0 +1,31 @@
+r"""Neural networks (equinox): time/σ-conditioned score networks, generators, discriminators,
+and the score parameterisations that turn a raw network output into a score.
+
+Every network is a final `eqx.Module` acting on **one point** (vmap it over a batch):
+
+- score networks are called as `net(t, x)`, with `t` a scalar time or noise level;
+- generators as `G(z)` on one latent;
+- discriminators as `D(x)`, or `D(s, x)` when built with `time_conditioned=True`, returning a
+  scalar logit.
+
+A parameterisation wrapper ([`EpsilonParam`][gpm_sde.nn.EpsilonParam],
+[`X0Param`][gpm_sde.nn.X0Param], [`ScoreParam`][gpm_sde.nn.ScoreParam],
+[`EDMDenoiser`][gpm_sde.nn.EDMDenoiser]) is itself a pointwise score `(t, x) -> ∇log p_t(x)`,
+ready for [`reverse`][gpm_sde.reverse] and the losses of `gpm_sde.losses`.
+"""
+
+from .conv import ConvDiscriminator8 as ConvDiscriminator8, ConvGenerator8 as ConvGenerator8
+from .embedding import FourierEmbedding as FourierEmbedding
+from .mlp import (
+    MLPDiscriminator as MLPDiscriminator,
+    MLPGenerator as MLPGenerator,
+    ScoreMLP as ScoreMLP,
+)
+from .param import (
+    EDMDenoiser as EDMDenoiser,
+    EpsilonParam as EpsilonParam,
+    ScoreParam as ScoreParam,
+    X0Param as X0Param,
+    edm_preconditioning as edm_preconditioning,
+)
+from .unet import UNet8 as UNet8

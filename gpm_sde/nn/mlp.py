@@ -1,0 +1,254 @@
+r"""Multilayer perceptrons: a time-conditioned score network, a generator and a (time-conditioned)
+discriminator, each on one point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.random as jr
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
+
+from ._common import check_event, check_size
+from .embedding import FourierEmbedding
+
+
+def leaky_relu(x: Array) -> Array:
+    r"""$\max(x, 0.2x)$, the discriminator activation of DCGAN (Radford et al. 2016, §3)."""
+    return jax.nn.leaky_relu(x, 0.2)
+
+
+class ScoreMLP(eqx.Module):
+    r"""A time/σ-conditioned MLP $F_\theta(t, x) \in \mathbb{R}^d$ on one point $x \in
+    \mathbb{R}^d$, conditioned through the Fourier time embedding of the score networks of
+    Song et al. 2021:
+
+    $$e = \operatorname{act}(A\,\gamma(t)),\qquad h_0 = B x,\qquad
+    h_{k} = W_k\,\operatorname{act}(h_{k-1} + C_k e),\qquad
+    F = W_{\rm out}\operatorname{act}(h_L),$$
+
+    with $\gamma$ the Gaussian Fourier features of
+    [`FourierEmbedding`][gpm_sde.nn.FourierEmbedding]: the time embedding is added before every
+    hidden layer. The raw output is not yet a score: wrap it in a parameterisation
+    ([`EpsilonParam`][gpm_sde.nn.EpsilonParam], [`X0Param`][gpm_sde.nn.X0Param],
+    [`ScoreParam`][gpm_sde.nn.ScoreParam], [`EDMDenoiser`][gpm_sde.nn.EDMDenoiser]).
+
+    **Arguments:**
+
+    - `dim`: $d$, the data dimension.
+    - `hidden`: width of the hidden layers.
+    - `depth`: number $L \ge 1$ of hidden layers.
+    - `embed_dim`: size of the Fourier time embedding (even).
+    - `key`: PRNG key.
+    - `fourier_scale`: standard deviation of the Fourier frequencies (16 for $t \in [0, 1]$,
+      Song et al. 2021; about 1 for $\tfrac14\ln\sigma$).
+    - `activation`: elementwise nonlinearity (SiLU by default).
+
+    Called as `net(t, x)` with a scalar `t` and `x: (dim,)`; returns `(dim,)`.
+    """
+
+    embedding: FourierEmbedding
+    time_proj: eqx.nn.Linear
+    inp: eqx.nn.Linear
+    conds: tuple[eqx.nn.Linear, ...]
+    layers: tuple[eqx.nn.Linear, ...]
+    out: eqx.nn.Linear
+    dim: int = eqx.field(static=True)
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        depth: int,
+        embed_dim: int,
+        key: PRNGKeyArray,
+        *,
+        fourier_scale: float = 16.0,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+    ):
+        self.dim = check_size("dim", dim)
+        hidden = check_size("hidden", hidden)
+        depth = check_size("depth", depth)
+        embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
+        keys = jr.split(key, 4 + 2 * depth)
+        self.embedding = FourierEmbedding(embed_dim, keys[0], scale=fourier_scale)
+        self.time_proj = eqx.nn.Linear(embed_dim, hidden, key=keys[1])
+        self.inp = eqx.nn.Linear(dim, hidden, key=keys[2])
+        self.conds = tuple(eqx.nn.Linear(hidden, hidden, key=k) for k in keys[4 : 4 + depth])
+        self.layers = tuple(eqx.nn.Linear(hidden, hidden, key=k) for k in keys[4 + depth :])
+        self.out = eqx.nn.Linear(hidden, dim, key=keys[3])
+        self.activation = activation
+
+    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, " dim"]) -> Float[Array, " dim"]:
+        check_event("x", x, (self.dim,), "the data dimension `dim`")
+        act = self.activation
+        e = act(self.time_proj(self.embedding(t)))
+        h = self.inp(x)
+        for cond, layer in zip(self.conds, self.layers, strict=True):
+            h = layer(act(h + cond(e)))
+        return self.out(act(h))
+
+
+class MLPGenerator(eqx.Module):
+    r"""An MLP generator $x = g_\theta(z)$ from a latent $z \in \mathbb{R}^{k}$ to
+    $\mathbb{R}^{d}$ (Goodfellow et al. 2014, §3):
+
+    $$h_0 = z,\qquad h_{j} = \operatorname{act}(W_j h_{j-1} + b_j),\quad j = 1..L,\qquad
+    x = \operatorname{out}(W_{\rm out} h_L + b_{\rm out}).$$
+
+    **Arguments:**
+
+    - `latent_dim`: $k$; `out_dim`: $d$.
+    - `hidden`: width; `depth`: number $L \ge 1$ of hidden layers.
+    - `key`: PRNG key.
+    - `activation`: hidden nonlinearity (ReLU by default).
+    - `out_activation`: output map, identity by default (toy data in $\mathbb{R}^d$); pass
+      `jnp.tanh` for data scaled to $[-1, 1]$.
+
+    Called as `G(z)` with `z: (latent_dim,)`; returns `(out_dim,)`.
+    """
+
+    layers: tuple[eqx.nn.Linear, ...]
+    out: eqx.nn.Linear
+    latent_dim: int = eqx.field(static=True)
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+    out_activation: Callable[[Array], Array] | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_dim: int,
+        hidden: int,
+        depth: int,
+        key: PRNGKeyArray,
+        *,
+        activation: Callable[[Array], Array] = jax.nn.relu,
+        out_activation: Callable[[Array], Array] | None = None,
+    ):
+        self.latent_dim = check_size("latent_dim", latent_dim)
+        out_dim = check_size("out_dim", out_dim)
+        hidden = check_size("hidden", hidden)
+        depth = check_size("depth", depth)
+        keys = jr.split(key, depth + 1)
+        sizes = [latent_dim] + [hidden] * depth
+        self.layers = tuple(
+            eqx.nn.Linear(a, b, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys[:-1], strict=True)
+        )
+        self.out = eqx.nn.Linear(hidden, out_dim, key=keys[-1])
+        self.activation = activation
+        self.out_activation = out_activation
+
+    def __call__(self, z: Float[Array, " latent_dim"]) -> Float[Array, " out_dim"]:
+        check_event("z", z, (self.latent_dim,), "the latent dimension `latent_dim`")
+        h = z
+        for layer in self.layers:
+            h = self.activation(layer(h))
+        x = self.out(h)
+        return x if self.out_activation is None else self.out_activation(x)
+
+
+class MLPDiscriminator(eqx.Module):
+    r"""An MLP discriminator returning a scalar logit, $D(x)$ or, time-conditioned, $D(s, x)$
+    (the time-dependent discriminator of Discriminator Flow, Franceschi et al. 2023, §4.2):
+
+    $$h_0 = \operatorname{act}(B x + C_0 e),\qquad h_{j} = \operatorname{act}(W_j h_{j-1} + b_j
+    + C_j e),\qquad D = w^\top h_L + b,$$
+
+    with $e = \operatorname{act}(A\,\gamma(s))$ from the Fourier features of $s$ when
+    `time_conditioned=True`, and $e = 0$ (no conditioning layers) otherwise. No normalisation
+    layers, so gradient penalties (R1, WGAN-GP) act on a per-point function.
+
+    **Arguments:**
+
+    - `in_dim`: data dimension; `hidden`: width; `depth`: number $L \ge 1$ of hidden layers.
+    - `key`: PRNG key.
+    - `time_conditioned`: whether the call is `D(s, x)` (True) or `D(x)` (False).
+    - `embed_dim`, `fourier_scale`: the Fourier embedding of $s$ (time-conditioned only).
+    - `activation`: nonlinearity (LeakyReLU(0.2) by default, as in DCGAN).
+
+    Returns a scalar `()`, a logit for the GAN losses or a critic value for WGAN.
+    """
+
+    inp: eqx.nn.Linear
+    layers: tuple[eqx.nn.Linear, ...]
+    out: eqx.nn.Linear
+    embedding: FourierEmbedding | None
+    time_proj: eqx.nn.Linear | None
+    conds: tuple[eqx.nn.Linear, ...] | None
+    in_dim: int = eqx.field(static=True)
+    time_conditioned: bool = eqx.field(static=True)
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int,
+        depth: int,
+        key: PRNGKeyArray,
+        *,
+        time_conditioned: bool = False,
+        embed_dim: int = 32,
+        fourier_scale: float = 16.0,
+        activation: Callable[[Array], Array] = leaky_relu,
+    ):
+        self.in_dim = check_size("in_dim", in_dim)
+        hidden = check_size("hidden", hidden)
+        depth = check_size("depth", depth)
+        if not isinstance(time_conditioned, bool):
+            raise TypeError(
+                f"`time_conditioned` must be a bool, got {type(time_conditioned).__name__}."
+            )
+        keys = jr.split(key, 2 * depth + 4)
+        self.inp = eqx.nn.Linear(in_dim, hidden, key=keys[0])
+        self.layers = tuple(eqx.nn.Linear(hidden, hidden, key=k) for k in keys[1:depth])
+        self.out = eqx.nn.Linear(hidden, "scalar", key=keys[depth])
+        self.time_conditioned = time_conditioned
+        self.activation = activation
+        if time_conditioned:
+            embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
+            self.embedding = FourierEmbedding(embed_dim, keys[depth + 1], scale=fourier_scale)
+            self.time_proj = eqx.nn.Linear(embed_dim, hidden, key=keys[depth + 2])
+            self.conds = tuple(
+                eqx.nn.Linear(hidden, hidden, key=k) for k in keys[depth + 3 : 2 * depth + 3]
+            )
+        else:
+            self.embedding = self.time_proj = self.conds = None
+
+    def __call__(
+        self,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, " in_dim"],
+        x: Float[Array, " in_dim"] | None = None,
+    ) -> Float[Array, ""]:
+        s, x = _split_call(self.time_conditioned, s_or_x, x)
+        check_event("x", x, (self.in_dim,), "the data dimension `in_dim`")
+        act = self.activation
+        if self.embedding is None or self.time_proj is None or self.conds is None:
+            shifts = [0.0] * (len(self.layers) + 1)
+        else:
+            e = act(self.time_proj(self.embedding(s)))
+            shifts = [cond(e) for cond in self.conds]
+        h = act(self.inp(x) + shifts[0])
+        for layer, shift in zip(self.layers, shifts[1:], strict=True):
+            h = act(layer(h) + shift)
+        return self.out(h)
+
+
+def _split_call(time_conditioned: bool, first: Any, second: Any) -> tuple[Any, Array]:
+    """`(s, x)` from a `D(x)` or `D(s, x)` call, with an error naming the right call."""
+    if time_conditioned:
+        if second is None:
+            raise TypeError(
+                "this discriminator is time-conditioned (`time_conditioned=True`): call it as "
+                "`D(s, x)` with a scalar time `s`, got only one argument."
+            )
+        return first, second
+    if second is not None:
+        raise TypeError(
+            "this discriminator is not time-conditioned: call it as `D(x)`, got two arguments; "
+            "build it with `time_conditioned=True` to call `D(s, x)`."
+        )
+    return None, first

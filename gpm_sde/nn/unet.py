@@ -1,0 +1,101 @@
+r"""A small convolutional U-Net for 8×8 single-channel images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
+
+from ._blocks import ResBlock, upsample2
+from ._common import check_channels, check_event, check_size, num_groups
+from .embedding import FourierEmbedding
+
+IMAGE_SHAPE = (1, 8, 8)
+
+
+class UNet8(eqx.Module):
+    r"""A time/σ-conditioned U-Net $F_\theta(t, x)$ for one image $x \in \mathbb{R}^{1\times 8
+    \times 8}$ (Ronneberger et al. 2015; the DDPM/NCSN++ layout of Ho et al. 2020, appendix B,
+    and Song et al. 2021, appendix H, scaled down):
+
+    ```
+    8×8: conv_in → ResBlock(c₀) ───────────────────────────── skip ─┐
+    4×4:   ↓ stride-2 conv → ResBlock(c₁) ───────────── skip ─┐      │
+    2×2:        ↓ stride-2 conv → ResBlock(c₂)                │      │
+    4×4:   ↑ nearest + conv → concat ─────────────────────────┘ → ResBlock(c₁)
+    8×8: ↑ nearest + conv → concat ─────────────────────────────────┘ → ResBlock(c₀)
+         → GroupNorm → SiLU → conv_out (1 channel)
+    ```
+
+    Every residual block normalises with GroupNorm (at most 8 groups) and is conditioned on
+    the time embedding $e = \operatorname{SiLU}(A\gamma(t))$ ($\gamma$ the Gaussian Fourier
+    features of [`FourierEmbedding`][gpm_sde.nn.FourierEmbedding]) by a per-channel scale and
+    shift after its second normalisation (AdaGN, Dhariwal & Nichol 2021, §3). The raw output
+    has the shape of the input; wrap it in a score parameterisation.
+
+    **Arguments:**
+
+    - `key`: PRNG key.
+    - `channels`: $(c_0, c_1, c_2)$, the widths at 8×8, 4×4 and 2×2.
+    - `embed_dim`: size of the Fourier time embedding (even).
+    - `fourier_scale`: standard deviation of the Fourier frequencies.
+
+    Called as `net(t, x)` with a scalar `t` and `x: (1, 8, 8)`; returns `(1, 8, 8)`.
+    """
+
+    embedding: FourierEmbedding
+    time_proj: eqx.nn.Linear
+    conv_in: eqx.nn.Conv2d
+    block0: ResBlock
+    down1: eqx.nn.Conv2d
+    block1: ResBlock
+    down2: eqx.nn.Conv2d
+    mid: ResBlock
+    up1: eqx.nn.Conv2d
+    block_up1: ResBlock
+    up0: eqx.nn.Conv2d
+    block_up0: ResBlock
+    norm_out: eqx.nn.GroupNorm
+    conv_out: eqx.nn.Conv2d
+
+    def __init__(
+        self,
+        key: PRNGKeyArray,
+        *,
+        channels: Sequence[int] = (32, 64, 64),
+        embed_dim: int = 32,
+        fourier_scale: float = 16.0,
+    ):
+        c0, c1, c2 = check_channels("channels", channels, 3)
+        embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
+        k = jr.split(key, 13)
+        self.embedding = FourierEmbedding(embed_dim, k[0], scale=fourier_scale)
+        self.time_proj = eqx.nn.Linear(embed_dim, embed_dim, key=k[1])
+        self.conv_in = eqx.nn.Conv2d(1, c0, 3, padding=1, key=k[2])
+        self.block0 = ResBlock(c0, c0, embed_dim, k[3])
+        self.down1 = eqx.nn.Conv2d(c0, c1, 3, stride=2, padding=1, key=k[4])
+        self.block1 = ResBlock(c1, c1, embed_dim, k[5])
+        self.down2 = eqx.nn.Conv2d(c1, c2, 3, stride=2, padding=1, key=k[6])
+        self.mid = ResBlock(c2, c2, embed_dim, k[7])
+        self.up1 = eqx.nn.Conv2d(c2, c1, 3, padding=1, key=k[8])
+        self.block_up1 = ResBlock(2 * c1, c1, embed_dim, k[9])
+        self.up0 = eqx.nn.Conv2d(c1, c0, 3, padding=1, key=k[10])
+        self.block_up0 = ResBlock(2 * c0, c0, embed_dim, k[11])
+        self.norm_out = eqx.nn.GroupNorm(num_groups(c0), c0)
+        self.conv_out = eqx.nn.Conv2d(c0, 1, 3, padding=1, key=k[12])
+
+    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "1 8 8"]) -> Float[Array, "1 8 8"]:
+        check_event("x", x, IMAGE_SHAPE, "one single-channel 8×8 image")
+        e = jax.nn.silu(self.time_proj(self.embedding(t)))
+        h0 = self.block0(self.conv_in(x), e)  # (c0, 8, 8)
+        h1 = self.block1(self.down1(h0), e)  # (c1, 4, 4)
+        h = self.mid(self.down2(h1), e)  # (c2, 2, 2)
+        h = self.up1(upsample2(h))  # (c1, 4, 4)
+        h = self.block_up1(jnp.concatenate([h, h1]), e)
+        h = self.up0(upsample2(h))  # (c0, 8, 8)
+        h = self.block_up0(jnp.concatenate([h, h0]), e)
+        return self.conv_out(jax.nn.silu(self.norm_out(h)))
