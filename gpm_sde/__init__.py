@@ -4,6 +4,7 @@ See DESIGN §3 for the public names. Everything here is a pure function or an `e
 """
 
 from . import (
+    data as data,
     distributions as distributions,
     flows as flows,
     losses as losses,
