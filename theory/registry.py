@@ -7,11 +7,18 @@ from collections.abc import Sequence
 from .claim import Claim
 from .claims import (
     convergence_orders,
+    diffflow_ends,
+    diffflow_invariance_exact,
+    diffflow_invariance_gaussian,
+    diffflow_invariance_meanfield,
+    discriminator_flow,
     exact_marginals,
     generator_identity,
+    kl_dissipation,
     lambda_family,
     pf_likelihood,
     reverse_marginals,
+    score_gan_field,
 )
 
 CLAIMS: tuple[Claim, ...] = (
@@ -21,6 +28,13 @@ CLAIMS: tuple[Claim, ...] = (
     lambda_family.CLAIM,
     pf_likelihood.CLAIM,
     convergence_orders.CLAIM,
+    diffflow_invariance_exact.CLAIM,
+    diffflow_invariance_gaussian.CLAIM,
+    diffflow_invariance_meanfield.CLAIM,
+    diffflow_ends.CLAIM,
+    kl_dissipation.CLAIM,
+    score_gan_field.CLAIM,
+    discriminator_flow.CLAIM,
 )
 
 
