@@ -25,10 +25,11 @@ from gpm_sde import (
     vp,
 )
 from gpm_sde.schedules import Function
-from gpm_sde.verify import covariance_z_scores, fokker_planck_rhs, mean_z_scores
+from gpm_sde.verify import fokker_planck_rhs
 
 from ..claim import Claim
 from ..euler import euler_moments
+from ..gaussian_laws import one_sample_z
 from ..laws import coordinate_density, mixture_2d
 from ..markdown import table
 from ..plots import HistogramPanel, histogram_grid
@@ -95,14 +96,6 @@ def _simulate(
     return np.asarray(sol.ys)
 
 
-def _moment_z(samples: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Signed z-scores of the $d$ mean entries, then of the upper-triangular covariance entries
-    (standard errors from the sample's second and fourth moments, `gpm_sde.verify`)."""
-    zm = np.asarray(mean_z_scores(jnp.asarray(samples), mean))
-    zc = np.asarray(covariance_z_scores(jnp.asarray(samples), cov))
-    return np.concatenate([zm, zc[np.triu_indices(len(zm))]])
-
-
 @dataclass(frozen=True)
 class _ProcessCheck:
     """Both parts of the check for one process."""
@@ -135,8 +128,8 @@ def _check(
     z, bias, panels = [], [], []
     for i, t in enumerate(SAVE_TIMES):
         exact = process.marginal(law, t)
-        z.append(_moment_z(ys[i], np.asarray(exact.mean()), np.asarray(exact.covariance())))
-        bias.append(np.abs(z[-1] - _moment_z(ys[i], euler_m[i], euler_c[i])).max())
+        z.append(one_sample_z(ys[i], np.asarray(exact.mean()), np.asarray(exact.covariance())))
+        bias.append(np.abs(z[-1] - one_sample_z(ys[i], euler_m[i], euler_c[i])).max())
         lo, hi = np.quantile(ys[i, :, 0], [0.0005, 0.9995])
         grid = np.linspace(lo, hi, 400)
         panels.append(

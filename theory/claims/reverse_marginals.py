@@ -24,9 +24,9 @@ from gpm_sde import (
     ve,
     vp,
 )
-from gpm_sde.verify import covariance_z_scores, mean_z_scores
 
 from ..claim import Claim
+from ..gaussian_laws import one_sample_z
 from ..laws import coordinate_density, mixture_2d
 from ..markdown import table
 from ..overlays import OverlayPanel, overlay_grid
@@ -58,14 +58,6 @@ def _exact_marginals(
         return marginal, marginal.mean(), marginal.covariance()
 
     return jax.vmap(one)(ts)
-
-
-def _moment_z(samples: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Signed z-scores of the $d$ mean entries, then of the upper-triangular covariance entries
-    (standard errors from the sample's second and fourth moments, `gpm_sde.verify`)."""
-    zm = np.asarray(mean_z_scores(jnp.asarray(samples), mean))
-    zc = np.asarray(covariance_z_scores(jnp.asarray(samples), cov))
-    return np.concatenate([zm, zc[np.triu_indices(len(zm))]])
 
 
 @dataclass(frozen=True)
@@ -100,7 +92,7 @@ def _check(
     ys = {dynamics: np.asarray(cloud) for dynamics, cloud in clouds.items()}
     z = {
         dynamics: np.stack(
-            [_moment_z(y[i], np.asarray(means[i]), np.asarray(covs[i])) for i in range(len(ss))]
+            [one_sample_z(y[i], np.asarray(means[i]), np.asarray(covs[i])) for i in range(len(ss))]
         )
         for dynamics, y in ys.items()
     }
