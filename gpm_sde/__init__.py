@@ -16,6 +16,7 @@ from . import (
     scores as scores,
     sde as sde,
     solve as solve,
+    train as train,
     verify as verify,
 )
 from .distributions import GaussianMixture as GaussianMixture, IsotropicNormal as IsotropicNormal

@@ -3,8 +3,20 @@ calibrated permutation test, and the sliced Wasserstein distance.
 
 This layer imports nothing from the rest of `gpm_sde` (only the argument checks), so any
 other layer, and any user, can call it on plain arrays.
+
+For the 8×8 digits, `digits_fd` is the analogue of the FID (the Fréchet distance of the features
+of a small classifier shipped with the package) and `digits_class_coverage` the fraction of a
+sample recognised as each digit.
 """
 
+from .digits_classifier import (
+    DigitsClassifier as DigitsClassifier,
+    digits_class_coverage as digits_class_coverage,
+    digits_fd as digits_fd,
+    digits_features as digits_features,
+    digits_predict as digits_predict,
+    load_digits_classifier as load_digits_classifier,
+)
 from .energy_distance import energy_distance as energy_distance
 from .frechet_distance import frechet_distance as frechet_distance
 from .gaussian_w2 import gaussian_w2 as gaussian_w2, gaussian_w2_squared as gaussian_w2_squared

@@ -13,6 +13,7 @@ from .exact import (
 )
 from .kernel import (
     KernelScore as KernelScore,
+    SmoothedCloudScore as SmoothedCloudScore,
     kde_bandwidth as kde_bandwidth,
     kernel_score_blocked as kernel_score_blocked,
 )

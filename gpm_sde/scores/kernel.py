@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_positive
+from .._checks import check_positive, is_concrete
+from ..schedules import AbstractSchedule, Constant, Schedule, as_schedule
 from .cloud import AbstractCloudScore
 
 Bandwidth = Literal["scott", "silverman"] | float
@@ -128,5 +129,42 @@ class KernelScore(AbstractCloudScore):
         n = y.shape[0]
         flat = y.reshape(n, -1)
         h = self.bandwidth_for(y)
+        block = min(self.block, max(1, 2 ** math.ceil(math.log2(n))))
+        return kernel_score_blocked(flat, flat, h, block).reshape(y.shape)
+
+
+class SmoothedCloudScore(AbstractCloudScore):
+    r"""The score of the cloud smoothed at a scheduled noise level, at every particle:
+
+    $$\nabla\log(\hat\rho_s * k_{\sigma(s)})(y_i),\qquad
+    \hat\rho_s = \frac1N\sum_j\delta_{y_j},$$
+
+    i.e. [`KernelScore`][gpm_sde.scores.KernelScore] with bandwidth $h = \sigma(s)$ taken from
+    a schedule at call time (traced, so it can change inside a jitted loop). Paired with a
+    real score of $q * k_{\sigma(s)}$ at the same $\sigma$, the two smoothed laws agree exactly
+    when $\hat\rho_s = q$ (Franceschi et al. 2023, §4.1).
+
+    **Arguments:**
+
+    - `sigma`: the schedule $\sigma(s) > 0$ (a float or a callable of $s$).
+    - `block`: tile size of the blocked computation.
+    """
+
+    sigma: AbstractSchedule
+    block: int = eqx.field(static=True, default=256)
+
+    def __init__(self, sigma: Schedule, block: int = 256):
+        sched = as_schedule(sigma)
+        if isinstance(sched, Constant) and is_concrete(sched.value):
+            check_positive("sigma", sched.value, fix="pass a kernel width σ > 0")
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise ValueError(f"`block` must be an int >= 1, got {block!r}.")
+        self.sigma = sched
+        self.block = block
+
+    def __call__(self, s, y):
+        n = y.shape[0]
+        flat = y.reshape(n, -1)
+        h = jnp.asarray(self.sigma(s), dtype=y.dtype)
         block = min(self.block, max(1, 2 ** math.ceil(math.log2(n))))
         return kernel_score_blocked(flat, flat, h, block).reshape(y.shape)

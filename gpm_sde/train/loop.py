@@ -1,0 +1,164 @@
+r"""The training loop shared by every trainer: jitted chunks of steps under `lax.scan`, a
+progress bar with the losses, checkpoints with resume, and a stop on a non-finite loss."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Key, PRNGKeyArray
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+
+_S = TypeVar("_S")
+StepFn = Callable[[Any, PRNGKeyArray], tuple[Any, dict[str, Array]]]
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss became NaN or infinite. The message names the step and the loss; the
+    checkpoint file, if one was given, holds the last state whose losses were all finite."""
+
+    step: int
+    checkpoint: Path | None
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+def check_steps(steps: Any, name: str = "steps") -> int:
+    """`steps` as an int >= 1, or a `ValueError`/`TypeError` naming it."""
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise TypeError(f"`{name}` must be an int >= 1, got {type(steps).__name__} {steps!r}.")
+    if steps < 1:
+        raise ValueError(f"`{name}` must be an int >= 1, got {steps!r}.")
+    return int(steps)
+
+
+def step_keys(key: PRNGKeyArray, start: int, stop: int) -> Key[Array, " n"]:
+    """The keys of steps `start..stop-1`: `fold_in(key, step)`, so step `k` draws the same
+    randomness whether the run was resumed or not."""
+    return jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(start, stop, dtype=jnp.uint32))
+
+
+def _chunk_runner(step_fn: StepFn, static: Any) -> Callable[[Any, Array], tuple[Any, Any]]:
+    @eqx.filter_jit
+    def run(dynamic: Any, keys: Array) -> tuple[Any, Any]:
+        def body(dyn: Any, k: Array) -> tuple[Any, Any]:
+            state, metrics = step_fn(eqx.combine(dyn, static), k)
+            return eqx.partition(state, eqx.is_array)[0], metrics
+
+        return jax.lax.scan(body, dynamic, keys)
+
+    return run
+
+
+def run_loop(
+    name: str,
+    step_fn: StepFn,
+    state: _S,
+    key: PRNGKeyArray,
+    *,
+    steps: int,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+    chunk: int = 100,
+) -> tuple[_S, dict[str, np.ndarray]]:
+    r"""Run `steps` steps of `step_fn(state, key) -> (state, metrics)` from `state`.
+
+    Steps are run `chunk` at a time inside one jitted `lax.scan` (a Python loop over tiny
+    models would spend its time in dispatch). Step $k$ (0-based) uses the key
+    `fold_in(key, k)`, so a resumed run draws exactly the randomness of an uninterrupted one.
+
+    After every chunk the metrics are checked: if any is NaN or infinite, the loop raises
+    [`TrainingDiverged`][gpm_sde.train.TrainingDiverged] naming the first bad step and metric,
+    after writing the state from the start of that chunk (all of whose losses were finite) to
+    `checkpoint`. Otherwise the progress bar shows the last values, and the state is saved
+    every `checkpoint_every` steps (rounded up to a chunk boundary) and at the end.
+
+    **Arguments:**
+
+    - `name`: the trainer's name, for the progress bar and the checkpoint header.
+    - `step_fn`: one training step; pure and jittable; `metrics` maps names to scalars.
+    - `state`: the initial pytree (models, optimiser states, ...).
+    - `key`: PRNG key of the whole run.
+    - `steps`: the total number of steps (including those already done when resuming).
+    - `checkpoint`: a file to save to, or `None`.
+    - `resume`: if `True` and `checkpoint` exists, continue from it (pass the same `key`).
+    - `checkpoint_every`: save every this many steps (`None`: at the end only).
+    - `progress`: show a tqdm progress bar.
+    - `chunk`: steps per jitted call.
+
+    Returns the final state and the history: `{"step": (m,), name: (m,) ...}` for the `m`
+    steps run by this call (1-based global step numbers).
+    """
+    steps = check_steps(steps)
+    chunk = check_steps(chunk, "chunk")
+    if checkpoint_every is not None:
+        checkpoint_every = check_steps(checkpoint_every, "checkpoint_every")
+        chunk = min(chunk, checkpoint_every)
+    if resume and checkpoint is None:
+        raise ValueError("`resume=True` needs `checkpoint=PATH`, the file to resume from.")
+    ckpt = None if checkpoint is None else Path(checkpoint)
+    start = 0
+    if resume and ckpt is not None and ckpt.exists():
+        state, start = load_checkpoint(ckpt, state, trainer=name)
+        if start > steps:
+            raise ValueError(
+                f"`steps` is {steps} but the checkpoint {str(ckpt)!r} is already at step "
+                f"{start}; pass steps >= {start} to train further."
+            )
+    dynamic, static = eqx.partition(state, eqx.is_array)
+    runner = _chunk_runner(step_fn, static)
+    history: dict[str, list[np.ndarray]] = {}
+    done, last_saved = start, start
+    bar = tqdm(total=steps, initial=start, desc=name, disable=not progress, leave=False)
+    try:
+        while done < steps:
+            n = min(chunk, steps - done)
+            new_dynamic, metrics = runner(dynamic, step_keys(key, done, done + n))
+            metrics = {k: np.asarray(v) for k, v in metrics.items()}
+            for metric, values in metrics.items():
+                bad = np.flatnonzero(~np.isfinite(values))
+                if bad.size:
+                    good_state = eqx.combine(dynamic, static)
+                    if ckpt is not None:
+                        save_checkpoint(ckpt, good_state, trainer=name, step=done)
+                    where = (
+                        f"; {str(ckpt)!r} holds the last good state (step {done})"
+                        if ckpt is not None
+                        else "; pass `checkpoint=PATH` to keep the last good state"
+                    )
+                    raise TrainingDiverged(
+                        f"{name}: the metric `{metric}` is {values[bad[0]]} at step "
+                        f"{done + int(bad[0]) + 1}{where}. Lower the learning rate, add a "
+                        f"gradient penalty or clip gradients (`optax.clip_by_global_norm`).",
+                        step=done + int(bad[0]) + 1,
+                        checkpoint=ckpt,
+                    )
+            dynamic = new_dynamic
+            for metric, values in metrics.items():
+                history.setdefault(metric, []).append(values)
+            done += n
+            bar.update(n)
+            bar.set_postfix({k: f"{float(v[-1]):.4g}" for k, v in metrics.items()})
+            due = checkpoint_every is not None and done - last_saved >= checkpoint_every
+            if ckpt is not None and (due or done == steps):
+                save_checkpoint(ckpt, eqx.combine(dynamic, static), trainer=name, step=done)
+                last_saved = done
+    finally:
+        bar.close()
+    out = {"step": np.arange(start + 1, done + 1)}
+    out.update({k: np.concatenate(v) for k, v in history.items()})
+    return eqx.combine(dynamic, static), out

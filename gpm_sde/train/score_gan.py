@@ -1,0 +1,168 @@
+r"""`train_score_gan`: GPM's Score GAN (Franceschi et al. 2023, Algorithm 1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import PRNGKeyArray
+
+from .._checks import check_finite, check_positive
+from ..flows import int_pm_loss, score_gan_field
+from ..losses import dsm_loss
+from ..processes import edm
+from ._common import (
+    check_batch_size,
+    check_optimizer,
+    draw_latents,
+    float_dtype,
+    latent_shape,
+    opt_init,
+    opt_step,
+    value_and_grad,
+)
+from .loop import check_steps, run_loop
+
+_G = TypeVar("_G")
+_S = TypeVar("_S")
+
+
+def train_score_gan(
+    generator: _G,
+    gen_score: _S,
+    real_score: Callable[..., Any],
+    key: PRNGKeyArray,
+    *,
+    steps: int,
+    batch_size: int = 256,
+    latent_dim: int | None = None,
+    score_steps: int = 1,
+    warmup: int = 0,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    sigma_max: float = 80.0,
+    g_optimizer: optax.GradientTransformation | None = None,
+    s_optimizer: optax.GradientTransformation | None = None,
+    lr: float = 1e-3,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+    chunk: int = 100,
+) -> tuple[_G, _S, dict[str, np.ndarray]]:
+    r"""Train a generator with GPM's Score GAN (Franceschi et al. 2023, §4.1 and Algorithm 1).
+
+    Per step:
+
+    1. `score_steps` descents of denoising score matching of the **generated-score network**
+       on fresh generator samples $x = G_\theta(z)$ (EDM noise levels
+       $\ln\sigma \sim \mathcal{N}(P_{\rm mean}, P_{\rm std}^2)$,
+       [`dsm_loss`][gpm_sde.losses.dsm_loss] with `weighting="edm"`), so that
+       $s_\psi(\sigma, \cdot) \approx \nabla\log(\rho_\theta * k_\sigma)$;
+    2. one Int-PM descent of the generator ([`int_pm_loss`][gpm_sde.flows.int_pm_loss]) along
+       the Score-GAN field ([`score_gan_field`][gpm_sde.flows.score_gan_field]) at one noise
+       level $\sigma$ drawn from the same law, weighted by $\sigma^2$:
+
+    $$\nabla h(x) = \sigma^2\big[\nabla\log(q * k_\sigma)(x) -
+    \nabla\log(\rho_\theta * k_\sigma)(x)\big] = D_q(x;\sigma) - D_{\rho}(x;\sigma),$$
+
+    the difference of the two optimal denoisers (Tweedie), which keeps the field $O(1)$ at
+    every noise level (the $\lambda(\sigma)$ weighting of the paper's eq. 9). At the
+    fixed point $\rho_\theta * k_\sigma = q * k_\sigma$ for all $\sigma$, i.e. $\rho_\theta = q$.
+
+    **Arguments:**
+
+    - `generator`: `G(z)` on one latent.
+    - `gen_score`: the generated-score model, a $\sigma$-conditioned pointwise score
+      `gen_score(sigma, x)` (e.g. `EDMDenoiser(net)` or `ScoreParam(net, ...)`), trained
+      here.
+    - `real_score`: the data score `real_score(sigma, x)` of $q * k_\sigma$, fixed: a network
+      pre-trained by [`fit_score`][gpm_sde.train.fit_score] on `gpm_sde.edm()`, or an exact
+      [`SmoothedMixtureScore`][gpm_sde.scores.SmoothedMixtureScore].
+    - `key`: PRNG key of the run. `steps`: generator steps.
+    - `batch_size`: generated points per descent. `latent_dim`: as in
+      [`train_gan`][gpm_sde.train.train_gan].
+    - `score_steps`: score descents per generator step; `warmup`: score-only steps first
+      (counted in `steps`), so the generated score fits the initial generator.
+    - `p_mean`, `p_std`: the log-normal law of $\sigma$ (Karras et al. 2022: −1.2, 1.2; use a
+      law matching the data's scale); `sigma_max`: the largest $\sigma$ of the EDM process.
+    - `g_optimizer`, `s_optimizer`: optax transformations (default `optax.adam(lr)`).
+    - `checkpoint`, `resume`, `checkpoint_every`, `progress`, `chunk`: see
+      [`run_loop`][gpm_sde.train.run_loop].
+
+    Returns `(generator, gen_score, history)` with `score_loss`, `g_loss` and `sigma` per step
+    (`g_loss` is the Int-PM surrogate, whose value is not a distance: watch a sample metric).
+    """
+    for name, value in (("gen_score", gen_score), ("real_score", real_score)):
+        if not callable(value):
+            raise TypeError(f"`{name}` must be a callable `(sigma, x) -> score` on one point.")
+    batch_size = check_batch_size(batch_size)
+    score_steps = check_steps(score_steps, "score_steps")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"`warmup` must be an int >= 0, got {warmup!r}.")
+    check_finite("p_mean", p_mean)
+    check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
+    process = edm(sigma_max)
+    g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
+    s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
+    shape = latent_shape(generator, latent_dim)
+    dtype = float_dtype()
+    field_weights = {"alpha": lambda s: s**2, "beta": lambda s: s**2, "sigma": lambda s: s}
+
+    def score_loss_fn(s_model: Any, x: Any, k: PRNGKeyArray) -> Any:
+        return dsm_loss(s_model, process, x, k, weighting="edm", p_mean=p_mean, p_std=p_std)
+
+    def g_loss_fn(g: Any, s_model: Any, z: Any, sigma: Any) -> Any:
+        field = score_gan_field(real_score, s_model, **field_weights)
+        return int_pm_loss(g, field, z, sigma)
+
+    def step(state: Any, k: PRNGKeyArray) -> Any:
+        g, s_model, g_state, s_state, count = state
+        keys = jr.split(k, score_steps + 2)
+        for ks in keys[:score_steps]:
+            k_z, k_loss = jr.split(ks)
+            x = jax.lax.stop_gradient(jax.vmap(g)(draw_latents(k_z, batch_size, shape, dtype)))
+            s_loss, grads = value_and_grad(score_loss_fn, s_model, x, k_loss)
+            s_model, s_state = opt_step(s_opt, s_model, grads, s_state)
+        k_z, k_sigma = jr.split(keys[-1])
+        z = draw_latents(k_z, batch_size, shape, dtype)
+        sigma = jnp.exp(p_mean + p_std * jr.normal(k_sigma, (), dtype=dtype))
+        sigma = jnp.minimum(sigma, sigma_max)
+        g_loss, grads = value_and_grad(g_loss_fn, g, s_model, z, sigma)
+        new_g, new_g_state = opt_step(g_opt, g, grads, g_state)
+        train_g = count >= warmup
+        g, g_state = jax.tree.map(
+            lambda a, b: jnp.where(train_g, a, b) if eqx.is_array(a) else a,
+            (new_g, new_g_state),
+            (g, g_state),
+        )
+        metrics = {"score_loss": s_loss, "g_loss": g_loss, "sigma": sigma}
+        return (g, s_model, g_state, s_state, count + 1), metrics
+
+    state = (
+        generator,
+        gen_score,
+        opt_init(g_opt, generator),
+        opt_init(s_opt, gen_score),
+        jnp.zeros((), jnp.int32),
+    )
+    (generator, gen_score, *_), history = run_loop(
+        "train_score_gan",
+        step,
+        state,
+        key,
+        steps=steps,
+        checkpoint=checkpoint,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        chunk=chunk,
+    )
+    return generator, gen_score, history

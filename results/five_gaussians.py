@@ -1,0 +1,348 @@
+r"""Seven generative models on GPM's five-Gaussian toy (Franceschi et al. 2023, §5), trained
+from samples on the CPU, each judged by its MMD to held-out data and its mode weights.
+
+    python results/five_gaussians.py                 # all models, full settings
+    python results/five_gaussians.py --model wgan-gp  # one model
+    python results/five_gaussians.py --fast           # tiny settings (a smoke test)
+
+Bar (issue 5): MMD(generated, held-out) ≤ 3 × MMD(held-out, held-out'), both on samples of
+`N_EVAL` points, with MMD the square root of the biased V-statistic MMD²_b (always ≥ 0; see
+`gpm_sde.metrics.mmd(..., biased=True)`) under one fixed kernel (median-heuristic bandwidths of
+the held-out data); and every mode's weight within ±0.05 of 0.2, a point belonging to its
+nearest mode centre. Writes `five_gaussians.json`, `five_gaussians.md` and
+`five_gaussians.png` under `--out` (default `reports/results`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+import gpm_sde
+from gpm_sde import data, metrics, nn, samplers, train
+
+N_TRAIN = 20000
+N_EVAL = 2000
+MMD_FACTOR = 3.0
+WEIGHT_TOLERANCE = 0.05
+LAW = data.five_gaussians()
+SIGMA_DATA = 2.2  # the data's per-coordinate standard deviation, for the EDM preconditioning
+
+
+@dataclass(frozen=True)
+class Settings:
+    score_steps: int
+    gan_steps: int
+    wgan_steps: int
+    score_gan_steps: int
+    dflow_rounds: int
+    diffflow_steps: int
+    sample_steps: int
+
+    @staticmethod
+    def make(fast: bool) -> Settings:
+        if fast:
+            return Settings(200, 200, 100, 200, 10, 200, 50)
+        return Settings(6000, 6000, 3000, 4000, 300, 4000, 500)
+
+
+def vp_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
+    """A VP ε-model trained by DSM (std² weighting), EMA 0.999."""
+    process = gpm_sde.vp()
+    net = nn.ScoreMLP(2, 128, 3, 32, key)
+    model, _ = train.fit_score(
+        nn.EpsilonParam(net, process.sigma),
+        process,
+        train_x,
+        jr.fold_in(key, 1),
+        steps=settings.score_steps,
+        batch_size=512,
+        ema=0.999,
+        loss_options={"t_min": 1e-3},
+        progress=False,
+    )
+    return model
+
+
+def edm_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
+    """A σ-conditioned EDM denoiser $D(x;\\sigma)$ used as the data score of $q * k_\\sigma$."""
+    net = nn.ScoreMLP(2, 128, 3, 32, key, fourier_scale=1.0)
+    model, _ = train.fit_score(
+        nn.EDMDenoiser(net, sigma_data=SIGMA_DATA),
+        gpm_sde.edm(),
+        train_x,
+        jr.fold_in(key, 1),
+        steps=settings.score_steps,
+        batch_size=512,
+        weighting="edm",
+        ema=0.999,
+        loss_options={"sigma_data": SIGMA_DATA, "p_mean": -0.5, "p_std": 1.5},
+        progress=False,
+    )
+    return model
+
+
+def shared_model(shared: dict, name: str, build: Callable[[], Any]) -> Any:
+    """Train a model once per run and reuse it (the two samplers share one score model)."""
+    if name not in shared:
+        shared[name] = build()
+    return shared[name]
+
+
+def sample_generator(g: Any, key: jax.Array, n: int) -> jax.Array:
+    return jax.vmap(g)(jr.normal(key, (n, g.latent_dim)))
+
+
+def run_reverse_sde(key, settings, train_x, shared):
+    model = shared_model(
+        shared, "vp", lambda: vp_score_model(jr.fold_in(key, 0), settings, train_x)
+    )
+    start = time.perf_counter()
+    sol = samplers.reverse_sde_sample(
+        gpm_sde.vp(), model, jr.fold_in(key, 2), N_EVAL, (2,), steps=settings.sample_steps
+    )
+    assert sol.ys is not None
+    return sol.ys[-1], time.perf_counter() - start
+
+
+def run_pf_ode(key, settings, train_x, shared):
+    model = shared_model(
+        shared, "vp", lambda: vp_score_model(jr.fold_in(key, 0), settings, train_x)
+    )
+    start = time.perf_counter()
+    sol = samplers.probability_flow_sample(
+        gpm_sde.vp(), model, jr.fold_in(key, 3), N_EVAL, (2,), steps=settings.sample_steps // 2
+    )
+    assert sol.ys is not None
+    return sol.ys[-1], time.perf_counter() - start
+
+
+def _gan_models(key):
+    g = nn.MLPGenerator(8, 2, 128, 3, jr.fold_in(key, 10))
+    d = nn.MLPDiscriminator(2, 128, 3, jr.fold_in(key, 11))
+    return g, d
+
+
+def run_nonsaturating(key, settings, train_x, shared):
+    g, d = _gan_models(key)
+    g, _, _ = train.train_gan(
+        g,
+        d,
+        train_x,
+        jr.fold_in(key, 12),
+        steps=settings.gan_steps,
+        lr=1e-3,
+        batch_size=512,
+        penalty="r1",
+        penalty_weight=0.1,
+        progress=False,
+    )
+    start = time.perf_counter()
+    return sample_generator(g, jr.fold_in(key, 13), N_EVAL), time.perf_counter() - start
+
+
+def run_wgan_gp(key, settings, train_x, shared):
+    g, d = _gan_models(key)
+    g, _, _ = train.train_gan(
+        g,
+        d,
+        train_x,
+        jr.fold_in(key, 14),
+        steps=settings.wgan_steps,
+        loss="wgan",
+        penalty="gp",
+        d_steps=5,
+        lr=1e-3,
+        batch_size=512,
+        progress=False,
+    )
+    start = time.perf_counter()
+    return sample_generator(g, jr.fold_in(key, 15), N_EVAL), time.perf_counter() - start
+
+
+def run_score_gan(key, settings, train_x, shared):
+    real = shared_model(
+        shared, "edm", lambda: edm_score_model(jr.fold_in(key, 1), settings, train_x)
+    )
+    g = nn.MLPGenerator(8, 2, 128, 3, jr.fold_in(key, 20))
+    s = nn.EDMDenoiser(
+        nn.ScoreMLP(2, 128, 3, 32, jr.fold_in(key, 21), fourier_scale=1.0), sigma_data=SIGMA_DATA
+    )
+    g, _, _ = train.train_score_gan(
+        g,
+        s,
+        real,
+        jr.fold_in(key, 22),
+        steps=settings.score_gan_steps,
+        batch_size=512,
+        score_steps=2,
+        warmup=settings.score_gan_steps // 10,
+        p_mean=-0.5,
+        p_std=1.5,
+        progress=False,
+    )
+    start = time.perf_counter()
+    return sample_generator(g, jr.fold_in(key, 23), N_EVAL), time.perf_counter() - start
+
+
+DFLOW = {"t1": 3.0, "flow_steps": 30}
+
+
+def run_discriminator_flow(key, settings, train_x, shared):
+    d = nn.MLPDiscriminator(
+        2, 128, 3, jr.fold_in(key, 30), time_conditioned=True, fourier_scale=1.0
+    )
+    d, _ = train.train_discriminator_flow(
+        d,
+        train_x,
+        jr.fold_in(key, 31),
+        steps=settings.dflow_rounds,
+        n_particles=2048,
+        d_steps=20,
+        batch_size=512,
+        progress=False,
+        **DFLOW,
+    )
+    start = time.perf_counter()
+    y0 = jr.normal(jr.fold_in(key, 32), (N_EVAL, 2))
+    x = train.discriminator_flow_sample(d, y0, **DFLOW)
+    return x, time.perf_counter() - start
+
+
+def run_diffflow_gan(key, settings, train_x, shared):
+    real = shared_model(
+        shared, "edm", lambda: edm_score_model(jr.fold_in(key, 1), settings, train_x)
+    )
+    g = nn.MLPGenerator(8, 2, 128, 3, jr.fold_in(key, 40))
+    g, _ = train.train_diffflow_gan(
+        g,
+        real,
+        jr.fold_in(key, 41),
+        steps=settings.diffflow_steps,
+        g=0.0,
+        beta=1.0,
+        sigma=lambda s: 1.0 * (0.05 / 1.0) ** s,
+        batch_size=1024,
+        progress=False,
+    )
+    start = time.perf_counter()
+    return sample_generator(g, jr.fold_in(key, 42), N_EVAL), time.perf_counter() - start
+
+
+MODELS: dict[str, Callable[..., Any]] = {
+    "score-reverse-sde": run_reverse_sde,
+    "score-pf-ode": run_pf_ode,
+    "nonsaturating-gan": run_nonsaturating,
+    "wgan-gp": run_wgan_gp,
+    "score-gan": run_score_gan,
+    "discriminator-flow": run_discriminator_flow,
+    "diffflow-gan": run_diffflow_gan,
+}
+
+
+def mode_weights(x: np.ndarray) -> np.ndarray:
+    means = np.asarray(LAW.means)
+    nearest = np.argmin(((x[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    return np.bincount(nearest, minlength=means.shape[0]) / x.shape[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--model", action="append", choices=sorted(MODELS))
+    parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("reports/results"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    settings = Settings.make(args.fast)
+    key = jr.key(args.seed)
+    train_x = LAW.sample(jr.fold_in(key, 100), N_TRAIN)
+    held_a = LAW.sample(jr.fold_in(key, 101), N_EVAL)
+    held_b = LAW.sample(jr.fold_in(key, 102), N_EVAL)
+    bandwidths = metrics.median_heuristic_bandwidths(held_a, held_b)
+
+    def mmd(x, y):
+        return float(jnp.sqrt(metrics.mmd(x, y, bandwidths, biased=True)))
+
+    baseline = mmd(held_a, held_b)
+    rows, clouds = [], {}
+    shared: dict[str, Any] = {}
+    for name in args.model or list(MODELS):
+        start = time.perf_counter()
+        model_key = jr.fold_in(key, list(MODELS).index(name))
+        x, sample_time = MODELS[name](model_key, settings, train_x, shared)
+        total = time.perf_counter() - start
+        x = np.asarray(x)
+        finite = bool(np.all(np.isfinite(x)))
+        value = mmd(jnp.asarray(x), held_b) if finite else float("nan")
+        weights = mode_weights(x)
+        max_dev = float(np.max(np.abs(weights - 0.2)))
+        passed = finite and value <= MMD_FACTOR * baseline and max_dev <= WEIGHT_TOLERANCE
+        rows.append(
+            {
+                "model": name,
+                "mmd": value,
+                "ratio": value / baseline,
+                "weights": weights.tolist(),
+                "max_weight_error": max_dev,
+                "seconds": total,
+                "sample_seconds": sample_time,
+                "passed": passed,
+            }
+        )
+        clouds[name] = x
+        print(
+            f"{name:20s} MMD {value:.4f} ({value / baseline:.2f}x)  weights "
+            f"{np.round(weights, 3)}  {total:.0f}s  {'PASS' if passed else 'FAIL'}",
+            flush=True,
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"baseline_mmd": baseline, "n_eval": N_EVAL, "fast": args.fast, "rows": rows}
+    (args.out / "five_gaussians.json").write_text(json.dumps(summary, indent=2))
+    _write_markdown(args.out / "five_gaussians.md", summary)
+    _figure(args.out / "five_gaussians.png", np.asarray(held_a), clouds)
+    return 0 if all(r["passed"] for r in rows) else 1
+
+
+def _write_markdown(path: Path, summary: dict) -> None:
+    lines = [
+        f"Held-out MMD (two samples of {summary['n_eval']}): {summary['baseline_mmd']:.4f}",
+        "",
+        "| model | MMD | × held-out | max weight error | time (s) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summary["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['mmd']:.4f} | {r['ratio']:.2f} | {r['max_weight_error']:.3f} "
+            f"| {r['seconds']:.0f} | {'PASS' if r['passed'] else 'FAIL'} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _figure(path: Path, data_x: np.ndarray, clouds: dict[str, np.ndarray]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = {"held-out data": data_x, **clouds}
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8))
+    for ax, (name, x) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)
+        ax.set(xlim=(-5, 5), ylim=(-5, 5), title=name, xticks=[], yticks=[], aspect="equal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

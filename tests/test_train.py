@@ -1,0 +1,425 @@
+"""Training loops: each loop drives a model family whose exact optimum is known to that
+optimum (a sign or factor error in a loss or a field moves it by O(1)); checkpoints resume
+bit-for-bit; a diverging run stops with the last good state saved.
+
+Model families with a known optimum, so the quality bar is a number from theory:
+- DSM: Gaussian data $\\mathcal{N}(\\mu, vI)$ and the exact VP-marginal score family
+  $-(x - \\alpha\\hat\\mu)/(\\alpha^2\\hat v + \\sigma^2)$; the minimiser is $(\\mu, v)$.
+- GANs, Score GAN, DiffFlow-GAN: 1-D data $\\mathcal{N}(2, 0.5^2)$ and an affine generator
+  $G(z) = az + b$, whose optimum is $b = 2$, $|a| = 0.5$; the GAN discriminator is quadratic,
+  which contains the exact log-density ratio of two Gaussians.
+
+Tolerances on optimised parameters are optimisation budgets (stochastic iterates fluctuate
+around the optimum by a few percent at the learning rates used, measured and stated at each
+test); they are several times smaller than the O(1) displacement a wrong loss would cause.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+import pytest
+from jaxtyping import Array
+from scipy.stats import norm
+
+import gpm_sde
+from gpm_sde import nn, train
+from gpm_sde.scores import SmoothedMixtureScore
+
+MU, STD = 2.0, 0.5
+DATA_1D = gpm_sde.GaussianMixture(jnp.ones(1), jnp.full((1, 1), MU), jnp.full((1, 1, 1), STD**2))
+
+
+class GaussianVPScore(eqx.Module):
+    """The VP-marginal score of $\\mathcal{N}(\\hat\\mu, \\hat v I)$ data."""
+
+    mu: Array
+    log_var: Array
+    process: gpm_sde.processes.vp.VP
+
+    def __call__(self, t, x):
+        a, s = self.process.alpha(t), self.process.sigma(t)
+        return -(x - a * self.mu) / (a**2 * jnp.exp(self.log_var) + s**2)
+
+
+class Affine(eqx.Module):
+    """$G(z) = az + b$ on a 1-D latent."""
+
+    a: Array
+    b: Array
+    latent_dim: int = eqx.field(static=True, default=1)
+
+    def __call__(self, z):
+        return self.a * z + self.b
+
+
+class Quadratic(eqx.Module):
+    """$D(x) = w_2 x^2 + w_1 x + w_0$: the log-ratio of two 1-D Gaussians is of this form."""
+
+    w: Array
+
+    def __call__(self, x):
+        return self.w[2] * x[0] ** 2 + self.w[1] * x[0] + self.w[0]
+
+
+class GaussianSigmaScore(eqx.Module):
+    """$\\nabla\\log(\\mathcal{N}(m, v) * k_\\sigma)(x) = -(x - m)/(v + \\sigma^2)$."""
+
+    m: Array
+    log_v: Array
+
+    def __call__(self, sigma, x):
+        return -(x - self.m) / (jnp.exp(self.log_v) + sigma**2)
+
+
+def affine() -> Affine:
+    return Affine(jnp.ones(1), jnp.zeros(1))
+
+
+def generator_moments(g: Affine) -> tuple[float, float]:
+    return float(g.b[0]), abs(float(g.a[0]))
+
+
+def test_fit_score_recovers_the_gaussian_score_and_leaves_the_process_alone(key):
+    mean = jnp.array([1.5, -0.5])
+    law = gpm_sde.GaussianMixture(jnp.ones(1), mean[None], 0.5 * jnp.eye(2)[None])
+    process = gpm_sde.vp()
+    model = GaussianVPScore(jnp.zeros(2), jnp.zeros(()), process)
+    fitted, history = train.fit_score(
+        model,
+        process,
+        law,
+        key,
+        steps=1500,
+        batch_size=512,
+        lr=1e-2,
+        ema=0.99,
+        loss_options={"t_min": 1e-3},
+        progress=False,
+    )
+    # The loss falls: first 100 steps against last 100 (their means differ by far more than
+    # the per-step noise).
+    assert history["loss"][-100:].mean() < 0.9 * history["loss"][:100].mean()
+    # Optimisation budget 0.05 (measured error ≈ 0.01); a wrong sign of ε/σ in the DSM target
+    # sends the variance to the wrong side of the noise and the mean away by O(1).
+    np.testing.assert_allclose(fitted.mu, mean, atol=0.05)
+    assert abs(float(jnp.exp(fitted.log_var)) - 0.5) < 0.05
+    # The process's β are constants of the model, not trained.
+    assert float(fitted.process.beta_min) == 0.1 and float(fitted.process.beta_max) == 20.0
+
+
+def test_fit_score_ddpm_eps_loss_decreases(key):
+    chain = gpm_sde.ddpm(100)
+    net = nn.ScoreMLP(2, 32, 2, 16, key)
+    data = gpm_sde.data.five_gaussians()
+    _, history = train.fit_score(
+        EpsNet(net), chain, data, key, steps=300, batch_size=256, lr=3e-3, progress=False
+    )
+    # E‖ε‖² = 2 for the zero predictor; a trained predictor explains part of ε.
+    assert history["loss"][:20].mean() > 1.5
+    assert history["loss"][-50:].mean() < 0.75 * history["loss"][:20].mean()
+
+
+class EpsNet(eqx.Module):
+    net: nn.ScoreMLP
+
+    def __call__(self, n, x):
+        return self.net(n / 100.0, x)
+
+
+def gaussian_w1(mean: float, std: float) -> float:
+    r"""Exact $W_1(\mathcal{N}(m, s^2), \mathcal{N}(2, 0.5^2))$ in 1-D: the quantile coupling
+    gives $\mathbb{E}|\Delta m + \Delta s Z|$, the mean absolute value of a Gaussian."""
+    m, s = mean - MU, abs(std - STD)
+    if s == 0.0:
+        return abs(m)
+    return float(
+        s * np.sqrt(2 / np.pi) * np.exp(-(m**2) / (2 * s**2)) + m * (1 - 2 * norm.cdf(-m / s))
+    )
+
+
+# R1 (zero-centred) regularisation makes these games locally convergent (Mescheder et al.
+# 2018, Thm. 4.1); without it the affine generator's scale drifts or collapses.
+GAN_CASES = {
+    "nonsaturating": {"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 1.0},
+    "minimax": {"loss": "minimax", "penalty": "r1", "penalty_weight": 1.0},
+    "lsgan": {"loss": "lsgan", "penalty": "r1", "penalty_weight": 1.0},
+    "hinge": {"loss": "hinge", "penalty": "r1", "penalty_weight": 10.0},
+}
+GAME_OPTIMIZER = optax.adam(2e-3, b1=0.0, b2=0.9)  # no momentum in games (Gulrajani et al.)
+
+
+@pytest.mark.parametrize("case", sorted(GAN_CASES))
+def test_train_gan_matches_a_gaussian(case, key):
+    g, _, history = train.train_gan(
+        affine(),
+        Quadratic(jnp.zeros(3)),
+        DATA_1D,
+        key,
+        steps=1500,
+        batch_size=256,
+        g_optimizer=GAME_OPTIMIZER,
+        d_optimizer=GAME_OPTIMIZER,
+        progress=False,
+        **GAN_CASES[case],
+    )
+    mean, std = generator_moments(g)
+    # Bar: the exact W₁ to the data falls from 2.0 (the initial N(0, 1)) below 0.15, an
+    # optimisation budget (measured ≤ 0.08 for minimax, whose scale converges slowest, and
+    # ≤ 0.05 for the others); a wrong sign in a loss sends the generator away or collapses it.
+    assert gaussian_w1(0.0, 1.0) > 1.9
+    assert gaussian_w1(mean, std) < 0.15, (case, mean, std)
+    assert set(history) == {"step", "d_loss", "penalty", "g_loss"}
+    assert history["step"][-1] == 1500
+
+
+def test_train_wgan_gp_moves_the_generator_towards_the_data(key):
+    """WGAN-GP is not locally convergent (Mescheder et al. 2018, §3: at the equilibrium the
+    penalised critic keeps a unit slope), so its generator orbits the data rather than stops:
+    the test checks the direction and speed of the approach."""
+    g, _, history = train.train_gan(
+        affine(),
+        Quadratic(jnp.zeros(3)),
+        DATA_1D,
+        key,
+        steps=400,
+        batch_size=256,
+        loss="wgan",
+        penalty="gp",
+        penalty_weight=1.0,
+        d_steps=5,
+        g_optimizer=GAME_OPTIMIZER,
+        d_optimizer=GAME_OPTIMIZER,
+        progress=False,
+    )
+    mean, std = generator_moments(g)
+    # 400 Adam steps of size ≈ 2e-3 move the mean by at most ≈ 0.8 towards 2; a wrong sign
+    # of the generator loss would move it below 0.
+    assert 0.4 < mean < 1.2 and 0.3 < std < 1.2, (mean, std)
+    assert np.all(np.isfinite(history["penalty"])) and history["penalty"].max() > 0.0
+
+
+def test_train_gan_weight_clipping_keeps_the_critic_bounded(key):
+    # Clipping acts on eqx.nn layers: an MLP critic.
+    critic = nn.MLPDiscriminator(1, 8, 1, key)
+    _, critic, _ = train.train_gan(
+        affine(),
+        critic,
+        DATA_1D,
+        key,
+        steps=20,
+        loss="wgan",
+        clip=0.01,
+        d_steps=2,
+        progress=False,
+    )
+    leaves = jax.tree.leaves(eqx.filter(critic, eqx.is_inexact_array))
+    assert max(float(jnp.max(jnp.abs(w))) for w in leaves) <= 0.01
+
+
+def test_train_score_gan_matches_a_gaussian(key):
+    g, s, history = train.train_score_gan(
+        affine(),
+        GaussianSigmaScore(jnp.zeros(1), jnp.zeros(())),
+        SmoothedMixtureScore(DATA_1D),
+        key,
+        steps=1500,
+        batch_size=256,
+        lr=1e-2,
+        warmup=100,
+        p_mean=-1.0,
+        p_std=1.0,
+        progress=False,
+    )
+    mean, std = generator_moments(g)
+    # Optimisation budget as for the GANs; the generated-score model tracks the generator.
+    assert abs(mean - MU) < 0.1 and abs(std - STD) < 0.1, (mean, std)
+    assert abs(float(s.m[0]) - mean) < 0.1
+    assert np.all(np.isfinite(history["score_loss"]))
+
+
+def _diffflow_moments(g_value: float, key) -> tuple[float, float]:
+    g, _ = train.train_diffflow_gan(
+        affine(),
+        SmoothedMixtureScore(DATA_1D),
+        key,
+        steps=1500,
+        g=g_value,
+        beta=1.0,
+        sigma=DIFFFLOW_SIGMA,
+        batch_size=512,
+        lr=1e-2,
+        progress=False,
+    )
+    return generator_moments(g)
+
+
+DIFFFLOW_SIGMA = 0.3
+
+
+def test_train_diffflow_gan_fixed_points(key):
+    r"""Both scores smoothed at σ: the drift $\beta\nabla\log q_\sigma - (\beta - \tfrac12
+    g^2)\nabla\log(p_\theta * k_\sigma)$ vanishes where $p_\theta * k_\sigma \propto
+    q_\sigma^{\beta/(\beta - g^2/2)}$: at g = 0, $a^2 + \sigma^2 = s^2 + \sigma^2$; at
+    $g^2 = \beta$ the smoothed variance halves, $a^2 + \sigma^2 = (s^2 + \sigma^2)/2$.
+    Dropping the ½ of ½g² would give $g^2 = \beta$ the Langevin end (a collapse)."""
+    mean0, std0 = _diffflow_moments(0.0, key)
+    mean1, std1 = _diffflow_moments(1.0, key)
+    smoothed = STD**2 + DIFFFLOW_SIGMA**2
+    assert abs(mean0 - MU) < 0.1 and abs(mean1 - MU) < 0.1
+    # Predicted variances of p_θ * k_σ within an optimisation budget of 10% (measured ≤ 3%).
+    assert abs(std0**2 + DIFFFLOW_SIGMA**2 - smoothed) < 0.1 * smoothed, std0
+    assert abs(std1**2 + DIFFFLOW_SIGMA**2 - smoothed / 2) < 0.1 * smoothed / 2, std1
+
+
+def test_train_discriminator_flow_carries_the_prior_to_the_data(key):
+    d = nn.MLPDiscriminator(1, 32, 2, key, time_conditioned=True, fourier_scale=1.0)
+    flow = {"t1": 3.0, "flow_steps": 12}
+    d, history = train.train_discriminator_flow(
+        d,
+        DATA_1D,
+        key,
+        steps=40,
+        n_particles=512,
+        d_steps=10,
+        batch_size=256,
+        lr=3e-3,
+        progress=False,
+        **flow,
+    )
+    y0 = jr.normal(jr.key(7), (4000, 1))
+    x = np.asarray(train.discriminator_flow_sample(d, y0, **flow))[:, 0]
+    # Starting from N(0, 1) (mean 2 away): a budget of 0.25 on the mean and the std, several
+    # times the Monte Carlo SE (≈ 0.01) and far below the starting gap.
+    assert abs(x.mean() - MU) < 0.25 and abs(x.std() - STD) < 0.25, (x.mean(), x.std())
+    assert np.all(np.isfinite(history["d_loss"]))
+
+
+def _small_fit(key, steps, **kwargs):
+    process = gpm_sde.vp()
+    model = nn.EpsilonParam(nn.ScoreMLP(2, 16, 1, 8, jr.key(3)), process.sigma)
+    return train.fit_score(
+        model,
+        process,
+        gpm_sde.data.five_gaussians(),
+        key,
+        steps=steps,
+        batch_size=64,
+        progress=False,
+        chunk=10,
+        **kwargs,
+    )
+
+
+def test_resume_equals_an_uninterrupted_run(key, tmp_path):
+    straight, hist = _small_fit(key, 40)
+    path = tmp_path / "ckpt.eqx"
+    _small_fit(key, 20, checkpoint=path)
+    assert train.read_checkpoint_header(path) == {
+        "version": 1,
+        "trainer": "fit_score",
+        "step": 20,
+    }
+    resumed, hist2 = _small_fit(key, 40, checkpoint=path, resume=True)
+    np.testing.assert_array_equal(hist2["step"], np.arange(21, 41))
+    np.testing.assert_allclose(hist2["loss"], hist["loss"][20:], rtol=1e-12)
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    assert train.read_checkpoint_header(path)["step"] == 40
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_state(key, tmp_path):
+    path = tmp_path / "ckpt.eqx"
+    with pytest.raises(train.TrainingDiverged, match=r"`loss` is (nan|inf) at step") as info:
+        _small_fit(key, 100, optimizer=optax.sgd(1e6), checkpoint=path)
+    err = info.value
+    assert err.checkpoint == path
+    saved = train.read_checkpoint_header(path)["step"]
+    assert saved < err.step and saved % 10 == 0
+    like = _small_fit(key, 1)[0]
+    opt_state = optax.sgd(1.0).init(like)  # pyright: ignore[reportArgumentType]
+    state, step = train.load_checkpoint(path, (like, opt_state, None))
+    assert step == saved
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(eqx.filter(state, eqx.is_array)))
+
+
+def test_checkpoint_errors_name_the_file_and_the_fix(key, tmp_path):
+    model, _ = _small_fit(key, 10)
+    path = tmp_path / "ckpt.eqx"
+    train.save_checkpoint(path, model, trainer="fit_score", step=10)
+    other = nn.EpsilonParam(nn.ScoreMLP(2, 32, 1, 8, jr.key(3)), gpm_sde.vp().sigma)
+    with pytest.raises(train.CheckpointError, match=r"does not match"):
+        train.load_checkpoint(path, other)
+    with pytest.raises(train.CheckpointError, match=r"written by `fit_score`, not `train_gan`"):
+        train.load_checkpoint(path, model, trainer="train_gan")
+    small = (model, model)
+    with pytest.raises(train.CheckpointError, match=r"does not match|truncated"):
+        train.load_checkpoint(path, small)
+    longer = tmp_path / "longer.eqx"
+    train.save_checkpoint(longer, (model, jnp.ones(3)), trainer="fit_score", step=10)
+    with pytest.raises(train.CheckpointError, match=r"more arrays"):
+        train.load_checkpoint(longer, model)
+    garbage = tmp_path / "garbage.eqx"
+    garbage.write_bytes(b"\x00\x01not a checkpoint")
+    with pytest.raises(train.CheckpointError, match=r"not a gpm_sde checkpoint"):
+        train.load_checkpoint(garbage, model)
+    truncated = tmp_path / "truncated.eqx"
+    truncated.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(train.CheckpointError, match=r"truncated"):
+        train.load_checkpoint(truncated, model)
+    with pytest.raises(train.CheckpointError, match=r"does not exist"):
+        train.load_checkpoint(tmp_path / "missing.eqx", model)
+    with pytest.raises(ValueError, match=r"`resume=True` needs `checkpoint=PATH`"):
+        _small_fit(key, 10, resume=True)
+
+
+def test_progress_bar_shows_the_loss(key, capsys):
+    train.fit_score(
+        nn.EpsilonParam(nn.ScoreMLP(2, 8, 1, 8, key), gpm_sde.vp().sigma),
+        gpm_sde.vp(),
+        gpm_sde.data.five_gaussians(),
+        key,
+        steps=20,
+        chunk=10,
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "fit_score" in err and "loss=" in err and "20/20" in err
+
+
+def test_bad_arguments_are_named(key):
+    data = gpm_sde.data.five_gaussians()
+    with pytest.raises(ValueError, match=r"`steps` must be an int >= 1"):
+        _small_fit(key, 0)
+    with pytest.raises(ValueError, match=r"`batch_size` must be an int >= 1"):
+        train.train_gan(affine(), Quadratic(jnp.zeros(3)), DATA_1D, key, steps=1, batch_size=0)
+    with pytest.raises(ValueError, match=r"`penalty` must be 'gp'"):
+        train.train_gan(affine(), Quadratic(jnp.zeros(3)), DATA_1D, key, steps=1, penalty="l2")
+    with pytest.raises(ValueError, match=r"`kind` must be one of"):
+        train.train_gan(affine(), Quadratic(jnp.zeros(3)), DATA_1D, key, steps=1, loss="nope")
+    with pytest.raises(ValueError, match=r"`latent_dim` is needed"):
+        train.train_gan(lambda z: z, Quadratic(jnp.zeros(3)), DATA_1D, key, steps=1)
+    with pytest.raises(ValueError, match=r"`g` must satisfy g² <= 2β"):
+        train.train_diffflow_gan(affine(), SmoothedMixtureScore(data), key, steps=1, g=2.0)
+    with pytest.raises(ValueError, match=r"`data` must be a non-empty array"):
+        train.fit_score(
+            GaussianVPScore(jnp.zeros(2), jnp.zeros(()), gpm_sde.vp()),
+            gpm_sde.vp(),
+            jnp.zeros((0, 2)),
+            key,
+            steps=1,
+        )
+    with pytest.raises(ValueError, match=r"`data` must be finite"):
+        train.fit_score(
+            GaussianVPScore(jnp.zeros(2), jnp.zeros(()), gpm_sde.vp()),
+            gpm_sde.vp(),
+            jnp.full((4, 2), jnp.nan),
+            key,
+            steps=1,
+        )
+    with pytest.raises(TypeError, match=r"optimizer"):  # our message or the type checker's
+        _small_fit(key, 1, optimizer="adam")
