@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .claim import Claim
+from .docs_links import docs_link
 from .markdown import table
 from .result import Result
 
@@ -17,9 +18,9 @@ def verdict(result: Result) -> str:
     return "PASS" if result.passed else "FAIL"
 
 
-def _row(claim: Claim, result: Result) -> list[str]:
+def _row(claim: Claim, result: Result, name: str | None = None) -> list[str]:
     return [
-        claim.name,
+        name or claim.name,
         claim.source,
         f"{result.measured:.3g}",
         f"{result.tolerance:.3g}",
@@ -53,6 +54,12 @@ def _section(claim: Claim, result: Result, out_dir: Path) -> str:
     return "\n\n".join(parts)
 
 
+def _linked_name(claim: Claim, out_dir: Path) -> str:
+    """The claim's name, linked to its derivation in the docs when it has one."""
+    link = docs_link(claim.name, out_dir)
+    return claim.name if link is None else f"[{claim.name}]({link})"
+
+
 def markdown_report(outcomes: Sequence[tuple[Claim, Result]], out_dir: Path, fast: bool) -> str:
     """The whole `report.md`: the summary table first, then a section per claim."""
     failed = sum(not result.passed for _, result in outcomes)
@@ -62,6 +69,6 @@ def markdown_report(outcomes: Sequence[tuple[Claim, Result]], out_dir: Path, fas
         f"{len(outcomes) - failed} passed, {failed} failed. A claim passes when the measured "
         "error is at most its tolerance; each section says why the tolerance is what it is."
     )
-    rows = [_row(claim, result) for claim, result in outcomes]
+    rows = [_row(claim, result, _linked_name(claim, out_dir)) for claim, result in outcomes]
     sections = [_section(claim, result, out_dir) for claim, result in outcomes]
     return "\n\n".join([summary, table(HEADER, rows), *sections]) + "\n"
