@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 
 import gpm_sde
 from gpm_sde import data, metrics, nn, samplers, train
@@ -53,7 +54,7 @@ class Settings:
     def make(fast: bool) -> Settings:
         if fast:
             return Settings(200, 200, 100, 200, 10, 200, 50)
-        return Settings(6000, 6000, 3000, 4000, 300, 4000, 500)
+        return Settings(6000, 6000, 4000, 4000, 600, 4000, 500)
 
 
 def vp_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
@@ -153,6 +154,9 @@ def run_nonsaturating(key, settings, train_x, shared):
 
 def run_wgan_gp(key, settings, train_x, shared):
     g, d = _gan_models(key)
+    # Gulrajani et al. 2017, Alg. 1: λ = 10, n_critic = 5, Adam without momentum (β₂ = 0.9);
+    # the returned generator is the EMA of its iterates (WGAN-GP orbits its equilibrium).
+    opt = optax.adam(5e-4, b1=0.0, b2=0.9)
     g, _, _ = train.train_gan(
         g,
         d,
@@ -162,7 +166,9 @@ def run_wgan_gp(key, settings, train_x, shared):
         loss="wgan",
         penalty="gp",
         d_steps=5,
-        lr=1e-3,
+        g_optimizer=opt,
+        d_optimizer=opt,
+        ema=0.999,
         batch_size=512,
         progress=False,
     )
@@ -209,6 +215,7 @@ def run_discriminator_flow(key, settings, train_x, shared):
         steps=settings.dflow_rounds,
         n_particles=2048,
         d_steps=20,
+        lr=3e-4,
         batch_size=512,
         progress=False,
         **DFLOW,
@@ -231,7 +238,7 @@ def run_diffflow_gan(key, settings, train_x, shared):
         steps=settings.diffflow_steps,
         g=0.0,
         beta=1.0,
-        sigma=lambda s: 1.0 * (0.05 / 1.0) ** s,
+        sigma=0.5,
         batch_size=1024,
         progress=False,
     )

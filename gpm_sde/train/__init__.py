@@ -10,6 +10,7 @@ the run with [`TrainingDiverged`][gpm_sde.train.TrainingDiverged], keeping the l
 state in the checkpoint.
 """
 
+from ._common import partition_trainable as partition_trainable
 from .checkpoint import (
     CheckpointError as CheckpointError,
     load_checkpoint as load_checkpoint,

@@ -67,12 +67,22 @@ def params(model: Any) -> Any:
     )
 
 
-def value_and_grad(loss_fn: Callable[..., Any], model: Any, *args: Any, has_aux: bool = False):
-    """`loss_fn(model, *args)` and its gradient with respect to `params(model)` only."""
+def partition_trainable(model: Any) -> tuple[Any, Any]:
+    r"""Split `model` into `(trainable, rest)` with `eqx.combine(trainable, rest) == model`:
+    `trainable` holds the inexact arrays a training loop should update, `rest` everything else,
+    including the constants a model carries (a forward process's $\beta$ held by
+    `EpsilonParam(net, process.sigma)`, a schedule's values, the fixed Fourier frequencies of
+    a time embedding), which `eqx.is_inexact_array` alone would train."""
     diff = params(model)
-    static = jax.tree.map(
+    rest = jax.tree.map(
         lambda d, x: None if d is not None else x, diff, model, is_leaf=lambda x: x is None
     )
+    return diff, rest
+
+
+def value_and_grad(loss_fn: Callable[..., Any], model: Any, *args: Any, has_aux: bool = False):
+    """`loss_fn(model, *args)` and its gradient with respect to `params(model)` only."""
+    diff, static = partition_trainable(model)
 
     def wrapped(d: Any, *a: Any) -> Any:
         return loss_fn(eqx.combine(d, static), *a)
