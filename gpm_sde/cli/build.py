@@ -1,0 +1,214 @@
+r"""From a validated [`RunConfig`][gpm_sde.cli.config.RunConfig] to the objects of a run: the
+training data, the models of its family, the data score, and the training state that the
+trainer's checkpoint holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+
+from .. import data, nn, processes
+from ..distributions import GaussianMixture
+from ..scores import SmoothedMixtureScore
+from ..train._common import params
+from .config import MIXTURES, SAMPLERS, ConfigError, RunConfig
+
+DIGITS_SHAPE = (1, 8, 8)
+
+
+@dataclass(frozen=True)
+class Data:
+    """The training data of a run.
+
+    - `train`: what the trainer gets: a law with `.sample`, a sampler `(key, n)`, or an array.
+    - `law`: the exact mixture, if the data set is one (exact data scores).
+    - `reference`: `(key, n) -> points` of the data, for metrics and figures.
+    - `event_shape`: the shape of one point.
+    """
+
+    train: Any
+    law: GaussianMixture | None
+    reference: Callable[[Any, int], jax.Array]
+    event_shape: tuple[int, ...]
+
+    @property
+    def is_image(self) -> bool:
+        return self.event_shape == DIGITS_SHAPE
+
+
+def load_data(cfg: RunConfig) -> Data:
+    """The data set `[data] name`, as a law, a sampler or a fixed set of `[data] n` points."""
+    name, n, seed = cfg["data"]["name"], cfg["data"]["n"], cfg["data"]["seed"]
+    key = jr.key(seed)
+    if name == "digits":
+        images, _ = data.digits("train", seed=seed)
+        if n is not None:
+            images = images[:n]
+        return Data(images, None, _rows(images), DIGITS_SHAPE)
+    if name in MIXTURES:
+        law = getattr(data, name)()
+        train = law if n is None else law.sample(key, n)
+        return Data(train, law, lambda k, m: law.sample(k, m), (2,))
+    assert name in SAMPLERS
+    sampler = getattr(data, name)
+    train = sampler if n is None else sampler(key, n)
+    return Data(train, None, lambda k, m: sampler(k, m), (2,))
+
+
+def _rows(points: jax.Array) -> Callable[[Any, int], jax.Array]:
+    def draw(key: Any, m: int) -> jax.Array:
+        if m >= points.shape[0]:
+            return points
+        return points[jr.permutation(key, points.shape[0])[:m]]
+
+    return draw
+
+
+def sigma_data(cfg: RunConfig, d: Data) -> float:
+    """`[model] sigma_data`, or the mean per-coordinate standard deviation of the data."""
+    value = cfg["model"].get("sigma_data")
+    if value is not None:
+        return float(value)
+    x = d.reference(jr.key(12345), 4096)
+    return float(jnp.mean(jnp.std(x.reshape(x.shape[0], -1), axis=0)))
+
+
+def process(cfg: RunConfig) -> processes.AbstractLinearProcess:
+    """The forward process of a score model."""
+    return {"vp": processes.vp, "subvp": processes.subvp, "ve": processes.ve}[
+        cfg["model"]["process"]
+    ]()
+
+
+def _score_net(cfg: RunConfig, d: Data, key: Any, fourier_scale: float) -> Any:
+    m = cfg["model"]
+    if d.is_image:
+        return nn.UNet8(
+            key,
+            channels=tuple(m["channels"]),
+            embed_dim=m["embed_dim"],
+            fourier_scale=fourier_scale,
+        )
+    return nn.ScoreMLP(2, m["hidden"], m["depth"], m["embed_dim"], key, fourier_scale=fourier_scale)
+
+
+def _generator(cfg: RunConfig, d: Data, key: Any) -> Any:
+    m = cfg["model"]
+    if d.is_image:
+        return nn.ConvGenerator8(m["latent_dim"], key, channels=m["conv_width"])
+    return nn.MLPGenerator(m["latent_dim"], 2, m["hidden"], m["depth"], key)
+
+
+def _discriminator(cfg: RunConfig, d: Data, key: Any, time_conditioned: bool) -> Any:
+    m = cfg["model"]
+    embed = m.get("embed_dim") or 32
+    if d.is_image:
+        return nn.ConvDiscriminator8(
+            key, channels=m["conv_width"], time_conditioned=time_conditioned, embed_dim=embed
+        )
+    return nn.MLPDiscriminator(
+        2, m["hidden"], m["depth"], key, time_conditioned=time_conditioned, embed_dim=embed
+    )
+
+
+def edm_denoiser(cfg: RunConfig, d: Data, key: Any, sd: float | None = None) -> nn.EDMDenoiser:
+    """A σ-conditioned EDM denoiser used as a score `(sigma, x)` (Karras et al. 2022)."""
+    sd = sigma_data(cfg, d) if sd is None else sd
+    return nn.EDMDenoiser(_score_net(cfg, d, key, fourier_scale=1.0), sigma_data=sd)
+
+
+def _models(cfg: RunConfig, d: Data, sd: float | None) -> tuple[Any, ...]:
+    family = cfg.family
+    k1, k2 = jr.split(jr.key(cfg["train"]["seed"]))
+    if family == "score":
+        return (nn.EpsilonParam(_score_net(cfg, d, k1, 16.0), process(cfg).sigma),)
+    if family == "gan":
+        return _generator(cfg, d, k1), _discriminator(cfg, d, k2, time_conditioned=False)
+    if family == "score-gan":
+        return _generator(cfg, d, k1), edm_denoiser(cfg, d, k2, sd)
+    if family == "discriminator-flow":
+        return (_discriminator(cfg, d, k1, time_conditioned=True),)
+    if family == "diffflow-gan":
+        return (_generator(cfg, d, k1),)
+    raise ConfigError(f"unknown family {family!r}")  # pragma: no cover - validated before
+
+
+def build_models(cfg: RunConfig, d: Data, *, abstract: bool = False) -> tuple[Any, ...]:
+    """The freshly initialised models of the family, in the order the trainer returns them:
+    `score`: (score model,); `gan`: (G, D); `score-gan`: (G, generated score);
+    `discriminator-flow`: (D,); `diffflow-gan`: (G,).
+
+    With `abstract=True` the arrays are `jax.ShapeDtypeStruct`s (no initialisation is
+    computed): enough for the `like` of `load_checkpoint`."""
+    sd = sigma_data(cfg, d) if cfg.family == "score-gan" else None
+    if abstract:
+        return eqx.filter_eval_shape(lambda: _models(cfg, d, sd))
+    return _models(cfg, d, sd)
+
+
+def real_score_kind(cfg: RunConfig, d: Data) -> str:
+    """`"exact"` or `"fit"`: `[model] real_score`, by default exact for a mixture."""
+    kind = cfg["model"].get("real_score")
+    if kind is None:
+        return "exact" if d.law is not None else "fit"
+    if kind == "exact" and d.law is None:
+        raise ConfigError(
+            f'{cfg.path}: `[model] real_score` = "exact" needs a Gaussian-mixture data set '
+            f'({", ".join(MIXTURES)}); {cfg.data_name!r} has no exact score: use "fit".'
+        )
+    return kind
+
+
+def exact_real_score(d: Data) -> SmoothedMixtureScore:
+    assert d.law is not None
+    return SmoothedMixtureScore(d.law)
+
+
+def _adam_state(model: Any) -> Any:
+    return optax.adam(1e-3).init(params(model))
+
+
+def training_state_like(cfg: RunConfig, d: Data) -> Any:
+    """A training state of the structure the family's trainer checkpoints (models, optimiser
+    states, EMA, counters), as `jax.ShapeDtypeStruct`s: the `like` of `load_checkpoint`."""
+    sd = sigma_data(cfg, d) if cfg.family == "score-gan" else None
+    return eqx.filter_eval_shape(lambda: _training_state(cfg, _models(cfg, d, sd)))
+
+
+def _training_state(cfg: RunConfig, models: tuple[Any, ...]) -> Any:
+    family = cfg.family
+    ema = cfg["train"].get("ema") is not None
+    count = jnp.zeros((), jnp.int32)
+    if family == "score":
+        (m,) = models
+        return (m, _adam_state(m), m if ema else None)
+    if family == "gan":
+        g, dis = models
+        return (g, dis, _adam_state(g), _adam_state(dis), g if ema else None)
+    if family == "score-gan":
+        g, s = models
+        return (g, s, _adam_state(g), _adam_state(s), count)
+    if family == "discriminator-flow":
+        (dis,) = models
+        return (dis, _adam_state(dis))
+    (g,) = models
+    return (g, _adam_state(g), count)
+
+
+def models_from_state(cfg: RunConfig, state: Any) -> tuple[Any, ...]:
+    """The models a trainer would return from its checkpointed `state`."""
+    family = cfg.family
+    if family == "score":
+        return (state[2] if state[2] is not None else state[0],)
+    if family == "gan":
+        return (state[4] if state[4] is not None else state[0], state[1])
+    if family == "score-gan":
+        return (state[0], state[1])
+    return (state[0],)
