@@ -64,7 +64,12 @@ def check_time_range(name: str, t: Any, t_min: float, t_max: float, what: str) -
 
 def check_float_array(name: str, value: Any, ndim: int | None = None, shape_hint: str = "") -> None:
     """Raise `TypeError`/`ValueError` unless `value` is a floating array of rank `ndim`."""
-    arr = jnp.asarray(value)
+    try:
+        arr = jnp.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"`{name}` must be a floating-point array, got {type(value).__name__} {value!r}."
+        ) from err
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         raise TypeError(
             f"`{name}` must be a floating-point array, got dtype {arr.dtype}; "
@@ -73,3 +78,23 @@ def check_float_array(name: str, value: Any, ndim: int | None = None, shape_hint
     if ndim is not None and arr.ndim != ndim:
         hint = f" {shape_hint}" if shape_hint else ""
         raise ValueError(f"`{name}` must have {ndim} dimension(s){hint}, got shape {arr.shape}.")
+
+
+def check_scalar(name: str, value: Any) -> None:
+    """Raise `TypeError` unless `value` is a real number (a Python or NumPy int or float, or a
+    0-d real array), `ValueError` if it is an array of another shape. Tracers pass (their
+    values are checked once, outside the trace)."""
+    if isinstance(value, Tracer):
+        return
+    if value is None or isinstance(value, bool | str | bytes):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__} {value!r}.")
+    try:
+        arr = _as_numpy(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"`{name}` must be a real number, got {type(value).__name__} {value!r}."
+        ) from err
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"`{name}` must be a real number, got dtype {arr.dtype} ({value!r}).")
+    if arr.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar, got an array of shape {arr.shape}.")

@@ -17,6 +17,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
+from jax.core import Tracer
 from jaxtyping import Array, ArrayLike, Float
 
 Schedule = float | ArrayLike | Callable[..., Any]
@@ -116,23 +117,37 @@ class ReversedSchedule(AbstractSchedule):
         return self.a(self.T - s)
 
 
-def as_schedule(value: Schedule) -> AbstractSchedule:
+def as_schedule(value: Schedule, name: str | None = None) -> AbstractSchedule:
     """Wrap a float, array scalar or callable `s -> float` as an
-    [`AbstractSchedule`][gpm_sde.schedules.AbstractSchedule]."""
+    [`AbstractSchedule`][gpm_sde.schedules.AbstractSchedule].
+
+    With `name` (the user's argument, e.g. `"beta"`), errors name it, and a concrete constant
+    is checked: finite and at most $m^{1/4}$ in magnitude, $m$ the largest float (1.2e77 in
+    float64), so that its square and its products with scores stay finite."""
+    label = f"`{name}`" if name else "a schedule"
     if isinstance(value, AbstractSchedule):
         return value
     if callable(value):
         return Function(value)
     try:
         arr = jnp.asarray(value)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # e.g. None, a string, a ragged list
         raise TypeError(
-            f"a schedule must be a float or a callable `s -> float`, got "
+            f"{label} must be a float or a callable `s -> float`, got "
             f"{type(value).__name__}; pass e.g. `1.0` or `lambda s: 1.0 - s`."
         ) from err
     if arr.ndim != 0:
         raise ValueError(
-            f"a schedule must be scalar-valued, got an array of shape {arr.shape}; pass a "
+            f"{label} must be scalar-valued, got an array of shape {arr.shape}; pass a "
             f"float or a callable `s -> float`."
         )
-    return Constant(arr)
+    constant = Constant(arr)
+    if name is not None and not isinstance(constant.value, Tracer):
+        big = float(jnp.finfo(constant.value.dtype).max) ** 0.25
+        v = float(constant.value)
+        if not abs(v) <= big:
+            raise ValueError(
+                f"{label} must be finite and at most {big:.3g} in magnitude (its square and "
+                f"its products with scores must stay finite), got {v!r}."
+            )
+    return constant

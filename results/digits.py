@@ -101,7 +101,8 @@ def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int
         warmup=settings.score_gan_steps // 10,
         lr=2e-4,
         progress=False,
-        **EDM_NOISE,
+        p_mean=EDM_NOISE["p_mean"],
+        p_std=EDM_NOISE["p_std"],
     )
     start = time.perf_counter()
     x = jax.block_until_ready(jax.vmap(generator)(jr.normal(jr.fold_in(key, 5), (n, 32))))

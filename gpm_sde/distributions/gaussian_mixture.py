@@ -45,6 +45,12 @@ class GaussianMixture(eqx.Module):
         check_float_array("weights", weights, 1, "(K,)")
         check_float_array("means", means, 2, "(K, d)")
         check_float_array("covs", covs, 3, "(K, d, d)")
+        for name, value in (("weights", weights), ("means", means), ("covs", covs)):
+            if jnp.finfo(jnp.asarray(value).dtype).bits < 32:
+                raise TypeError(
+                    f"`{name}` must be float32 or float64, got {jnp.asarray(value).dtype} (JAX's "
+                    f"Cholesky factorisation has no half-precision kernel); cast it first."
+                )
         weights_arr = jnp.asarray(weights)
         means_arr = jnp.asarray(means)
         covs_arr = jnp.asarray(covs)
@@ -201,11 +207,24 @@ def _check_mixture_values(weights: Array, means: Array, covs: Array) -> None:
             "`covs` must be symmetric; pass `(covs + covs.swapaxes(1, 2)) / 2` if the asymmetry "
             "is round-off."
         )
-    eig_min = np.linalg.eigvalsh(c).min(axis=1)
+    eig = np.linalg.eigvalsh(c)
+    eig_min = eig.min(axis=1)
     bad = np.nonzero(eig_min <= 0)[0]
     if bad.size:
         raise ValueError(
             f"`covs` must be positive definite, but component(s) {bad.tolist()} have smallest "
             f"eigenvalue(s) {eig_min[bad].tolist()}; add a small ridge, e.g. `covs + 1e-6 * "
             f"jnp.eye(d)`."
+        )
+    # The Cholesky factor, the precision and the quadratic form must stay normal floats of
+    # the mixture's dtype (XLA flushes subnormals to zero): eigenvalues within sqrt(tiny) and
+    # sqrt(max).
+    info = np.finfo(covs.dtype)
+    lo, hi = float(np.sqrt(info.tiny)), float(np.sqrt(info.max))
+    bad = np.nonzero((eig_min < lo) | (eig.max(axis=1) > hi))[0]
+    if bad.size:
+        raise ValueError(
+            f"`covs` must have eigenvalues in [{lo:.3g}, {hi:.3g}] ({covs.dtype} range), but "
+            f"component(s) {bad.tolist()} have eigenvalues {eig[bad].tolist()}; rescale the "
+            f"data, or add a small ridge."
         )

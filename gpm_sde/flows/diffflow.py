@@ -14,11 +14,11 @@ from ..sde._zero import is_literal_zero
 def _as_drift(f: AbstractDrift | Schedule | None) -> AbstractDrift | None:
     if f is None or isinstance(f, AbstractDrift):
         return f
-    return LinearDrift(f)
+    return LinearDrift(as_schedule(f, "f"))
 
 
 def _check_nonnegative(name: str, value: Schedule) -> None:
-    sched = as_schedule(value)
+    sched = as_schedule(value, name)
     if isinstance(sched, Constant) and is_concrete(sched.value):
         check_positive(name, sched.value, strict=False)
 

@@ -9,9 +9,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_time_range
+from .._checks import check_time_range, is_concrete
 from ..distributions import GaussianMixture, IsotropicNormal
 
 
@@ -106,3 +107,53 @@ class AbstractLinearProcess(eqx.Module):
         alpha = jnp.reshape(self.alpha(t), shape)
         sigma = jnp.reshape(self.sigma(t), shape)
         return alpha * x0 + sigma * jr.normal(key, x0.shape, dtype=x0.dtype)
+
+
+@eqx.filter_jit
+def _coefficients(process: AbstractLinearProcess) -> tuple[Array, dict[str, Array]]:
+    t = jnp.linspace(0.0, process.T, 9)
+    return t, {
+        "alpha": process.alpha(t),
+        "sigma": process.sigma(t),
+        "drift_coeff": process.drift_coeff(t),
+        "diffusion": process.diffusion(t),
+    }
+
+
+def check_coefficients(process: AbstractLinearProcess, call: str, names: tuple[str, ...]) -> None:
+    r"""Raise `ValueError` unless the concrete `process` has coefficients $\alpha$, $\sigma$,
+    $f$, $g$ of moderate size at 9 times spanning $[0, T]$ and a non-degenerate prior.
+
+    Arguments that pass their own range checks can still overflow or underflow the float type
+    together (a huge $\beta_{\max}$ underflows $\alpha(T)$ and makes $f = (\log\alpha)'$ NaN;
+    a tiny $T$ overflows $g$; XLA flushes subnormal floats to zero). This finds that at
+    construction, naming the constructor's arguments, instead of as NaN samples later. "Moderate"
+    means within $m^{1/4}$ of zero in magnitude, $m$ the largest float (1.3e77 in float64), so
+    that the products the SDEs form ($g^2$ times a score) stay finite however they are
+    evaluated, and $\sigma(T) \ge t^{1/4}$, $t$ the smallest normal float. `call` is how the
+    constructor was called, `names` its arguments."""
+    if not is_concrete(process):
+        return
+    args = ", ".join(f"`{n}`" for n in names)
+    with jax.ensure_compile_time_eval():  # concrete values, even when built inside a `jit`
+        t, values = _coefficients(process)
+    info = np.finfo(np.asarray(values["sigma"]).dtype)
+    big, small = float(info.max) ** 0.25, float(info.tiny) ** 0.25
+    for what, value in values.items():
+        v = np.asarray(jax.device_get(value), dtype=np.float64)
+        bad = np.flatnonzero(~(np.abs(v) <= big))
+        if bad.size:
+            i = int(bad[0])
+            size = f"beyond {big:.3g} in magnitude" if np.isfinite(v[i]) else "not finite"
+            raise ValueError(
+                f"{call} has {what}(t) = {v[i]:.6g} at t = {float(t[i]):.6g}, {size}: its "
+                f"arguments overflow or underflow floating point; pass {args} of moderate size "
+                f"(the defaults are typical)."
+            )
+    sigma_T = float(np.asarray(values["sigma"])[-1])
+    if not sigma_T >= small:
+        raise ValueError(
+            f"{call} has sigma(T) = {sigma_T:.6g} < {small:.3g}: its prior N(0, sigma(T)^2 I) is "
+            f"degenerate (the noise never builds up, or a subnormal value was flushed to zero); "
+            f"pass {args} of moderate size (the defaults are typical)."
+        )

@@ -6,8 +6,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_positive
-from .base import AbstractLinearProcess
+from .._checks import check_positive, check_scalar
+from .base import AbstractLinearProcess, check_coefficients
 
 
 class Cosine(AbstractLinearProcess):
@@ -42,8 +42,12 @@ class Cosine(AbstractLinearProcess):
 def cosine(s: float = 0.008, T: float = 0.995) -> Cosine:
     r"""The cosine process with offset `s` (Nichol & Dhariwal 2021, eq. 17; default 0.008) on
     $[0, T]$, $T < 1$."""
+    check_scalar("s", s)
+    check_scalar("T", T)
     check_positive("s", s, strict=False, fix="pass e.g. s=0.008")
     check_positive("T", T, fix="pass a horizon in (0, 1), e.g. T=0.995")
     if not T < 1.0:
         raise ValueError(f"`T` must be < 1 for the cosine process (alpha(1) = 0), got {T}.")
-    return Cosine(s=jnp.asarray(s, dtype=float), T=float(T))
+    process = Cosine(s=jnp.asarray(s, dtype=float), T=float(T))
+    check_coefficients(process, f"cosine(s={s!r}, T={T!r})", ("s", "T"))
+    return process

@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import _as_numpy, check_float_array, is_concrete
+from .._checks import _as_numpy, check_float_array, check_scalar, is_concrete
 from ..distributions import GaussianMixture, IsotropicNormal
 
 _VARIANCES = ("posterior", "beta")
@@ -80,12 +80,16 @@ class DDPM(eqx.Module):
             )
         if is_concrete(betas_arr):
             b = _as_numpy(betas_arr)
-            bad = np.nonzero(~(np.isfinite(b) & (b > 0) & (b < 1)))[0]
+            # Subnormal betas count as 0: XLA flushes them to zero, and 1 - alpha_bar = 0
+            # then divides by zero in the reverse mean.
+            tiny = np.finfo(b.dtype).tiny
+            bad = np.nonzero(~(np.isfinite(b) & (b >= tiny) & (b < 1)))[0]
             if bad.size:
                 raise ValueError(
                     f"`betas` must be finite and in (0, 1) (they are per-step noise variances), "
                     f"but step(s) n = {(bad + 1).tolist()} hold {b[bad].tolist()}; pass values "
-                    f"in (0, 1), e.g. the linear schedule of `ddpm(beta_1=1e-4, beta_N=0.02)`."
+                    f"in (0, 1) (at least {tiny:.3g}, the smallest normal float), e.g. the "
+                    f"linear schedule of `ddpm(beta_1=1e-4, beta_N=0.02)`."
                 )
         self.betas = betas_arr
 
@@ -366,20 +370,27 @@ def ddpm(
       \big)$ (Nichol & Dhariwal 2021, eq. 17; offset `s`, default 0.008). `beta_1` and
       `beta_N` do not apply and must be left at their defaults.
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
+    if (
+        isinstance(n_steps, bool)
+        or not isinstance(n_steps, int | np.integer)
+        or not 1 <= n_steps < 2**31
+    ):
         raise ValueError(
-            f"`n_steps` must be an int >= 1 (the number N of noising steps), got {n_steps!r}; "
-            f"pass e.g. n_steps=1000."
+            f"`n_steps` must be an int >= 1 and < 2**31 (the number N of noising steps; a "
+            f"step index is an int32), got {n_steps!r}; pass e.g. n_steps=1000."
         )
     n_steps = int(n_steps)
-    if schedule not in _SCHEDULES:
+    for name, value in (("beta_1", beta_1), ("beta_N", beta_N), ("s", s)):
+        check_scalar(name, value)
+    if not isinstance(schedule, str) or schedule not in _SCHEDULES:
         raise ValueError(f"`schedule` must be one of {_SCHEDULES}, got {schedule!r}.")
     if schedule == "linear":
         for name, value in (("beta_1", beta_1), ("beta_N", beta_N)):
-            if not (np.isfinite(value) and 0.0 < value < 1.0):
+            if not (np.isfinite(value) and np.finfo(np.float64).tiny <= value < 1.0):
                 raise ValueError(
-                    f"`{name}` must be finite and in (0, 1) (a per-step noise variance), got "
-                    f"{value!r}; pass e.g. beta_1=1e-4, beta_N=0.02 (Ho et al. 2020)."
+                    f"`{name}` must be finite and in (0, 1) (a per-step noise variance, at "
+                    f"least the smallest normal float), got {value!r}; pass e.g. beta_1=1e-4, "
+                    f"beta_N=0.02 (Ho et al. 2020)."
                 )
         betas = _linear_betas(n_steps, beta_1, beta_N)
     else:
@@ -391,4 +402,10 @@ def ddpm(
         if not (np.isfinite(s) and s >= 0.0):
             raise ValueError(f"`s` must be finite and >= 0, got {s!r}; pass e.g. s=0.008.")
         betas = _cosine_betas(n_steps, s)
+        if not np.all(betas >= np.finfo(np.float64).tiny):
+            raise ValueError(
+                f"`s` = {s!r} with `n_steps` = {n_steps} gives per-step variances that "
+                f"underflow to 0 (the smallest is {betas.min()!r}); pass a small offset, e.g. "
+                f"s=0.008 (Nichol & Dhariwal 2021)."
+            )
     return DDPM(jnp.asarray(betas, dtype=float))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import check_positive
-from .base import AbstractLinearProcess
+from .._checks import check_positive, check_scalar
+from .base import AbstractLinearProcess, check_coefficients
 
 
 class EDM(AbstractLinearProcess):
@@ -29,5 +29,8 @@ class EDM(AbstractLinearProcess):
 
 def edm(sigma_max: float = 80.0) -> EDM:
     r"""The EDM process $\sigma(t) = t$ on $[0, \sigma_{\max}]$ (Karras et al. 2022, default 80)."""
+    check_scalar("sigma_max", sigma_max)
     check_positive("sigma_max", sigma_max, fix="pass e.g. sigma_max=80.0")
-    return EDM(T=float(sigma_max))
+    process = EDM(T=float(sigma_max))
+    check_coefficients(process, f"edm(sigma_max={sigma_max!r})", ("sigma_max",))
+    return process

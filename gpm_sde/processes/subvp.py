@@ -6,8 +6,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_positive
-from .base import AbstractLinearProcess
+from .._checks import check_positive, check_scalar
+from .base import AbstractLinearProcess, check_coefficients
 from .vp import integrated_beta
 
 
@@ -34,11 +34,17 @@ class SubVP(AbstractLinearProcess):
 def subvp(beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0) -> SubVP:
     r"""The sub-VP process with linear $\beta(t)$ from `beta_min` to `beta_max` over $[0, T]$
     (Song et al. 2021, eq. 12)."""
+    check_scalar("beta_min", beta_min)
+    check_scalar("beta_max", beta_max)
+    check_scalar("T", T)
     check_positive("beta_min", beta_min, fix="pass e.g. beta_min=0.1")
     check_positive("beta_max", beta_max, fix="pass e.g. beta_max=20.0")
     check_positive("T", T, fix="pass the time horizon, e.g. T=1.0")
-    return SubVP(
+    process = SubVP(
         beta_min=jnp.asarray(beta_min, dtype=float),
         beta_max=jnp.asarray(beta_max, dtype=float),
         T=float(T),
     )
+    call = f"subvp(beta_min={beta_min!r}, beta_max={beta_max!r}, T={T!r})"
+    check_coefficients(process, call, ("beta_min", "beta_max", "T"))
+    return process

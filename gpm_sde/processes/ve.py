@@ -6,8 +6,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import _as_numpy, check_positive, is_concrete
-from .base import AbstractLinearProcess
+from .._checks import _as_numpy, check_positive, check_scalar, is_concrete
+from .base import AbstractLinearProcess, check_coefficients
 
 
 class VE(AbstractLinearProcess):
@@ -37,6 +37,9 @@ class VE(AbstractLinearProcess):
 def ve(sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> VE:
     r"""The VE process with geometric $\sigma(t)$ from `sigma_min` to `sigma_max` over $[0, T]$
     (Song et al. 2021, eq. 9; defaults 0.01 and 50)."""
+    check_scalar("sigma_min", sigma_min)
+    check_scalar("sigma_max", sigma_max)
+    check_scalar("T", T)
     check_positive("sigma_min", sigma_min, fix="pass e.g. sigma_min=0.01")
     check_positive("sigma_max", sigma_max, fix="pass e.g. sigma_max=50.0")
     check_positive("T", T, fix="pass the time horizon, e.g. T=1.0")
@@ -45,8 +48,11 @@ def ve(sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> VE:
             f"`sigma_max` must exceed `sigma_min`, got sigma_min={sigma_min}, "
             f"sigma_max={sigma_max}; swap them."
         )
-    return VE(
+    process = VE(
         sigma_min=jnp.asarray(sigma_min, dtype=float),
         sigma_max=jnp.asarray(sigma_max, dtype=float),
         T=float(T),
     )
+    call = f"ve(sigma_min={sigma_min!r}, sigma_max={sigma_max!r}, T={T!r})"
+    check_coefficients(process, call, ("sigma_min", "sigma_max", "T"))
+    return process

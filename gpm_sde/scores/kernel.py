@@ -3,14 +3,16 @@ r"""The mean-field kernel score: $\nabla\log$ of a Gaussian kernel density estim
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_positive, is_concrete
+from .._checks import check_positive, check_scalar, is_concrete
 from ..schedules import AbstractSchedule, Constant, Schedule, as_schedule
 from .cloud import AbstractCloudScore
 
@@ -36,25 +38,50 @@ def kde_bandwidth(y: Float[Array, " n *event"], rule: Literal["scott", "silverma
     return spread * factor
 
 
+def _check_width(name: str, h, dtype) -> None:
+    """Raise `ValueError` unless a concrete kernel width is finite and $h^2$ is a normal float
+    of `dtype` (a smaller $h$ makes $1/h^2$ overflow and the weights NaN; XLA flushes
+    subnormal floats to zero)."""
+    check_positive(name, h, fix="pass a kernel width h > 0")
+    if h is None or not is_concrete(h):
+        return
+    smallest = float(np.sqrt(np.finfo(dtype).tiny))
+    if np.any(np.asarray(jax.device_get(h), dtype=np.float64) < smallest):
+        raise ValueError(
+            f"`{name}` must be at least {smallest:.3g} (so that h^2 is a normal "
+            f"{np.dtype(dtype).name} float), got {h!r}; pass a kernel width on the scale of the "
+            f"cloud's spacing."
+        )
+
+
 def _pad_rows(a: Array, multiple: int) -> Array:
     return jnp.pad(a, ((0, (-a.shape[0]) % multiple), (0, 0)))
 
 
-def kernel_score_blocked(
-    queries: Float[Array, "m d"], points: Float[Array, "n d"], h: Float[ArrayLike, ""], block: int
-) -> Float[Array, "m d"]:
-    r"""$\nabla\log\hat p(x)$ for $\hat p = \frac1n\sum_j \mathcal{N}(x_j, h^2 I)$ at every query:
+def _particle_axes(x: Array) -> tuple[Any, tuple[str, ...]] | None:
+    """The (abstract) mesh and the mesh axes that shard the leading (particle) axis of `x`
+    when they are **explicit** mesh axes (sharding in types, e.g. a `jax.make_mesh` mesh);
+    `None` otherwise (unsharded, or an `Auto` mesh whose partitioning GSPMD decides)."""
+    typeof = getattr(jax, "typeof", None)
+    if typeof is None or getattr(jax, "shard_map", None) is None:  # older JAX: GSPMD only
+        return None
+    sharding = getattr(typeof(x), "sharding", None)
+    spec = getattr(sharding, "spec", None)
+    if not spec or spec[0] is None:
+        return None
+    axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+    mesh = sharding.mesh  # pyright: ignore[reportOptionalMemberAccess]
+    if not set(axes) <= set(getattr(mesh, "explicit_axes", ())):
+        return None
+    return mesh, axes
 
-    $$\nabla\log\hat p(x) = \frac{1}{h^2}\Big(\sum_j w_j(x)\, x_j - x\Big),\qquad
-    w_j(x) = \operatorname{softmax}_j\Big(-\frac{\|x - x_j\|^2}{2h^2}\Big).$$
 
-    Computed in `block × block` tiles with a running (online) log-sum-exp over the point
-    blocks, as in memory-efficient attention (Rabe & Staats 2021): memory $O(\text{block}^2 +
-    (m + n)d)$, never $O(mn)$.
-    """
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"`block` must be an int >= 1 (the tile size), got {block!r}.")
-    check_positive("h", h, fix="pass a kernel width h > 0")
+def _blocked(queries: Array, points: Array, h: Array, block: int, chunks: int) -> Array:
+    """The blocked online-softmax kernel score (see `kernel_score_blocked`). The queries are
+    split into `chunks` contiguous chunks run side by side (`vmap`), each in tiles of at most
+    `block` rows (`lax.map`), so that a particle-sharded cloud keeps its queries on their
+    devices under GSPMD; every query meets the points in the same `block`-row tiles in the same
+    order whatever the chunking, so the arithmetic per query does not depend on it."""
     m, d = queries.shape
     pts = _pad_rows(points, block)
     valid = jnp.arange(pts.shape[0]) < points.shape[0]
@@ -81,9 +108,60 @@ def kernel_score_blocked(
         (_, total, weighted), _ = jax.lax.scan(body, init, (pts_blocks, valid_blocks))
         return (weighted / total[:, None] - q) / h**2
 
-    q_pad = _pad_rows(queries, block)
-    out = jax.lax.map(one_query_block, q_pad.reshape(-1, block, d))
-    return out.reshape(-1, d)[:m]
+    local = m // chunks
+    q_block = max(1, min(block, local))
+
+    def one_chunk(q):
+        q_pad = _pad_rows(q, q_block)
+        out = jax.lax.map(one_query_block, q_pad.reshape(-1, q_block, d))
+        return out.reshape(-1, d)[:local]
+
+    if chunks == 1:
+        return one_chunk(queries)
+    return jax.vmap(one_chunk)(queries.reshape(chunks, local, d)).reshape(m, d)
+
+
+def kernel_score_blocked(
+    queries: Float[Array, "m d"], points: Float[Array, "n d"], h: Float[ArrayLike, ""], block: int
+) -> Float[Array, "m d"]:
+    r"""$\nabla\log\hat p(x)$ for $\hat p = \frac1n\sum_j \mathcal{N}(x_j, h^2 I)$ at every query:
+
+    $$\nabla\log\hat p(x) = \frac{1}{h^2}\Big(\sum_j w_j(x)\, x_j - x\Big),\qquad
+    w_j(x) = \operatorname{softmax}_j\Big(-\frac{\|x - x_j\|^2}{2h^2}\Big).$$
+
+    Computed in `block × block` tiles with a running (online) log-sum-exp over the point
+    blocks, as in memory-efficient attention (Rabe & Staats 2021): memory $O(\text{block}^2 +
+    (m + n)d)$, never $O(mn)$.
+
+    **Sharding.** Every query needs every point, so on a cloud sharded over the particle axis
+    (see [`shard_cloud`][gpm_sde.solve.shard_cloud]) the queries stay on their devices and
+    the points are gathered to all of them. On an `Auto` mesh (`jax.sharding.Mesh(...)`) the
+    queries are processed in `gcd(m, jax.device_count())` contiguous chunks side by side,
+    which GSPMD keeps on their devices while it all-gathers the points; on an `Explicit` mesh
+    (the default of `jax.make_mesh`) the same function runs per shard under `jax.shard_map`
+    with the points replicated. The result equals the single-device one to round-off and is
+    sharded like `queries`.
+    """
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"`block` must be an int >= 1 (the tile size), got {block!r}.")
+    _check_width("h", h, queries.dtype)
+    h = jnp.asarray(h, dtype=queries.dtype)
+    explicit = _particle_axes(queries)
+    if explicit is not None:
+        mesh, axes = explicit
+        spec = P(axes[0] if len(axes) == 1 else axes, None)
+        run = jax.shard_map(  # pyright: ignore[reportAttributeAccessIssue]
+            lambda q, p, hh: _blocked(q, p, hh, block, 1),
+            mesh=mesh,
+            in_specs=(spec, P(), P()),
+            out_specs=spec,
+            check_vma=False,  # the scan carries start replicated, become per-shard
+        )
+        everywhere = jax.sharding.NamedSharding(mesh, P())
+        points = jax.sharding.reshard(points, everywhere)  # every device sees every point
+        return run(queries, points, jax.sharding.reshard(h, everywhere))
+    chunks = math.gcd(queries.shape[0], jax.device_count()) if queries.shape[0] else 1
+    return _blocked(queries, points, h, block, chunks)
 
 
 class KernelScore(AbstractCloudScore):
@@ -115,7 +193,8 @@ class KernelScore(AbstractCloudScore):
                     f"{self.bandwidth!r}."
                 )
         else:
-            check_positive("bandwidth", self.bandwidth, fix="pass a kernel width h > 0")
+            check_scalar("bandwidth", self.bandwidth)
+            _check_width("bandwidth", self.bandwidth, np.float64)
         if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
             raise ValueError(f"`block` must be an int >= 1, got {self.block!r}.")
 
@@ -156,7 +235,7 @@ class SmoothedCloudScore(AbstractCloudScore):
     def __init__(self, sigma: Schedule, block: int = 256):
         sched = as_schedule(sigma)
         if isinstance(sched, Constant) and is_concrete(sched.value):
-            check_positive("sigma", sched.value, fix="pass a kernel width σ > 0")
+            _check_width("sigma", sched.value, np.float64)
         if isinstance(block, bool) or not isinstance(block, int) or block < 1:
             raise ValueError(f"`block` must be an int >= 1, got {block!r}.")
         self.sigma = sched

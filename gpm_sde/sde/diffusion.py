@@ -8,7 +8,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from ..schedules import AbstractSchedule, Schedule, as_schedule
+from .._checks import check_positive, is_concrete
+from ..schedules import AbstractSchedule, Constant, Schedule, as_schedule
 
 
 class AbstractDiffusion(eqx.Module):
@@ -37,7 +38,9 @@ class ScalarDiffusion(AbstractDiffusion):
     g: AbstractSchedule
 
     def __init__(self, g: Schedule):
-        self.g = as_schedule(g)
+        self.g = as_schedule(g, "g")
+        if isinstance(self.g, Constant) and is_concrete(self.g.value):
+            check_positive("g", self.g.value, strict=False, fix="g is a noise scale")
 
     def __call__(self, s, y, args=None):
         return jnp.broadcast_to(jnp.asarray(self.g(s), dtype=y.dtype), y.shape)

@@ -56,7 +56,7 @@ def reverse(
         weight = g2_rev  # ½(g² + λ²) with λ = g
         diffusion = ScalarDiffusion(ReversedSchedule(Function(process.diffusion), T))
     else:
-        lam_s = as_schedule(lam)
+        lam_s = as_schedule(lam, "lam")
         if isinstance(lam_s, Constant) and is_concrete(lam_s.value):
             check_positive("lam", lam_s.value, strict=False, fix="λ is a noise scale")
         weight = 0.5 * (g2_rev + lam_s**2)

@@ -65,6 +65,25 @@ def plan_saves(saveat: diffrax.SaveAt, t0: float, t1: float, steps: int) -> Save
     return SavePlan(bool(sub.t0), bool(sub.t1), indices, every, sub.fn)
 
 
+_SAVE_Y = diffrax.SaveAt(t1=True).subs.fn  # diffrax's default `fn`: save the state itself
+
+
+def first_nonfinite(ts: Array | None, ys: PyTree, y_final: Array | None = None) -> Array:
+    """`1 + i` for the first saved entry `i` (along `ts`) of `ys` with a NaN or inf in a
+    floating leaf, `len(ts) + 1` when only `y_final` (the final state, if given) has one, and
+    `0` when everything is finite. An `int32` scalar, computed in one pass over the output."""
+    n_saved = 0 if ts is None else ts.shape[0]
+    ok = jnp.ones((n_saved,), dtype=bool)
+    for leaf in jax.tree_util.tree_leaves(ys):
+        if n_saved and jnp.issubdtype(leaf.dtype, jnp.inexact):
+            ok = ok & jnp.all(jnp.isfinite(leaf), axis=tuple(range(1, leaf.ndim)))
+    if y_final is not None:
+        ok = jnp.concatenate([ok, jnp.all(jnp.isfinite(y_final))[None]])
+    if ok.shape[0] == 0:
+        return jnp.zeros((), dtype=jnp.int32)
+    return jnp.where(jnp.all(ok), 0, jnp.argmin(ok) + 1).astype(jnp.int32)
+
+
 def _is_euler_sde(solver: diffrax.AbstractSolver, terms: diffrax.AbstractTerm) -> bool:
     """`diffrax.Euler` on `MultiTerm(ODETerm, ControlTerm)`: the default SDE solve."""
     return (
@@ -98,8 +117,15 @@ def scan_solve(
     args: PyTree,
     plan: SavePlan,
     progress_meter: diffrax.AbstractProgressMeter,
+    *,
+    check_finite: bool = False,
 ) -> diffrax.Solution:
-    """Run `solver.step` over the uniform grid of `steps` steps with `lax.scan`."""
+    """Run `solver.step` over the uniform grid of `steps` steps with `lax.scan`.
+
+    With `check_finite`, `stats["first_nonfinite"]` locates the first saved state holding NaN
+    or inf (see `first_nonfinite`; the final state is checked too when it is not saved as is).
+    It is one reduction over the saved output, after the loop: the steps are untouched.
+    """
     dt = (t1 - t0) / steps
 
     def time(n):
@@ -164,13 +190,17 @@ def scan_solve(
     progress_meter.close(meter_state)
     ts = jnp.concatenate(saved_ts) if saved_ts else None
     ys = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *saved_ys) if saved_ys else None
+    stats = {"num_steps": jnp.asarray(steps)}
+    if check_finite:
+        final_saved = plan.t1 and plan.fn is _SAVE_Y
+        stats["first_nonfinite"] = first_nonfinite(ts, ys, None if final_saved else y_final)
     return diffrax.Solution(
         t0=t0,
         t1=t1,
         ts=ts,
         ys=ys,
         interpolation=None,
-        stats={"num_steps": jnp.asarray(steps)},
+        stats=stats,
         result=diffrax.RESULTS.successful,
         solver_state=None,
         controller_state=None,

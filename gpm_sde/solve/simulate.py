@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from .._checks import check_finite, check_float_array, is_concrete
 from ..sde import SDE
 from .brownian import GridBrownianPath
-from .fixed_grid import SavePlan, plan_saves, scan_solve
+from .fixed_grid import SavePlan, first_nonfinite, plan_saves, scan_solve
+
+
+class NonFiniteSolutionError(FloatingPointError, RuntimeError):
+    """[`simulate`][gpm_sde.simulate] produced NaN or inf. The message names the first
+    non-finite saved time, the solver and the step size, and what to change. Raised when
+    `simulate` runs eagerly; inside `jax.jit`/`jax.vmap` the same check raises equinox's
+    runtime error (`eqx.error_if`), also a `RuntimeError`."""
 
 
 def _levy_area(solver: diffrax.AbstractSolver) -> type:
@@ -25,7 +36,26 @@ def _levy_area(solver: diffrax.AbstractSolver) -> type:
     return diffrax.SpaceTimeTimeLevyArea
 
 
-def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
+def _check_key(key) -> None:
+    """`key` is None, one typed PRNG key (shape `()`), or one raw `uint32` key."""
+    if key is None:
+        return
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape != ():
+            raise ValueError(
+                f"`key` must be one PRNG key, got a key array of shape {shape}; to draw "
+                f"several clouds, `jax.vmap` simulate over the keys."
+            )
+        return
+    if dtype != jnp.uint32 or len(shape or ()) != 1:
+        raise TypeError(
+            f"`key` must be a PRNG key such as `jax.random.key(0)` (or None for an ODE), got "
+            f"{type(key).__name__} {key!r}."
+        )
+
+
+def _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, controller) -> None:
     if not isinstance(sde, SDE):
         raise TypeError(
             f"`sde` must be a gpm_sde.SDE, got {type(sde).__name__}; build one with "
@@ -39,9 +69,10 @@ def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
         )
     if isinstance(steps, bool) or not isinstance(steps, int):
         raise TypeError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
-    if steps < 1:
+    if not 1 <= steps < 2**31:
         raise ValueError(
-            f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}."
+            f"`steps` must be an int >= 1 and < 2**31 (the number of solver steps; a grid "
+            f"step index is an int32), got {steps!r}."
         )
     check_finite("t0", t0)
     check_finite("t1", t1)
@@ -53,6 +84,36 @@ def _check_simulate_args(sde, y0, t0, t1, steps) -> None:
             f"`reverse(process, score)`, which is already written in s = T - t (diffrax's "
             f"stochastic solvers are wrong backwards in time, diffrax issue 598)."
         )
+    if is_concrete(t0, t1) and not np.isfinite(float(t1) - float(t0)):
+        raise ValueError(
+            f"`t1 - t0` must be finite, got t0={float(t0)}, t1={float(t1)}; use a time "
+            f"interval of moderate length."
+        )
+    for name, value, kind in (
+        ("solver", solver, diffrax.AbstractSolver),
+        ("saveat", saveat, diffrax.SaveAt),
+        ("stepsize_controller", controller, diffrax.AbstractStepSizeController),
+    ):
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(
+                f"`{name}` must be None or a {kind.__module__.split('.')[0]}.{kind.__name__} "
+                f"instance, got {value!r}."
+            )
+    _check_key(key)
+    ts = getattr(getattr(saveat, "subs", None), "ts", None)
+    if ts is not None and is_concrete(ts, t0, t1):
+        ts = np.asarray(jax.device_get(ts), dtype=np.float64)
+        slack = 1e-9 * max(1.0, abs(float(t0)), abs(float(t1)))
+        if (
+            not np.all(np.isfinite(ts))
+            or np.any(ts < float(t0) - slack)
+            or np.any(ts > float(t1) + slack)
+            or np.any(np.diff(ts) < 0)
+        ):
+            raise ValueError(
+                f"`saveat` must save at finite, non-decreasing times `ts` in [t0, t1] = "
+                f"[{float(t0)}, {float(t1)}], got ts = {ts.tolist()}."
+            )
 
 
 @eqx.filter_jit
@@ -67,6 +128,7 @@ def _solve_on_grid(
     plan: SavePlan,
     args: PyTree,
     meter: diffrax.AbstractProgressMeter,
+    check: bool,
 ) -> diffrax.Solution:
     if sde.is_ode:
         terms = sde.terms()
@@ -74,7 +136,120 @@ def _solve_on_grid(
         assert key is not None
         shape = jax.ShapeDtypeStruct(y0.shape, y0.dtype)
         terms = sde.terms(GridBrownianPath(shape, key, t0, t1, steps, _levy_area(solver)))
-    return scan_solve(terms, solver, t0, t1, steps, y0, args, plan, meter)
+    return scan_solve(terms, solver, t0, t1, steps, y0, args, plan, meter, check_finite=check)
+
+
+_FIXES = (
+    "Try smaller steps (a larger `steps`), a more stable solver (e.g. `diffrax.Heun()`, or "
+    "an implicit one for a stiff drift), or an adaptive `stepsize_controller`; for a reverse "
+    "diffusion, check the score near t = 0 (it grows like 1/σ(t)^2: stop at `t1 = T - eps`, "
+    "e.g. eps = 1e-3). Pass `check_finite=False` to get the non-finite values back."
+)
+
+
+def _describe(solver, steps: int, t0, t1, controller) -> str:
+    """The solve, in words, from static (and, when concrete, numeric) information."""
+    name = type(solver).__name__
+    span = f" on [{float(t0):g}, {float(t1):g}]" if is_concrete(t0, t1) else ""
+    if controller is None:
+        size = f" of Δs = {(float(t1) - float(t0)) / steps:.3g}" if is_concrete(t0, t1) else ""
+        return f"solver diffrax.{name}, {steps} fixed steps{size}{span}"
+    return f"solver diffrax.{name} with {type(controller).__name__}{span}"
+
+
+def _on_multi_device_mesh(y: Array) -> bool:
+    """Whether (the type of) `y` is laid out on a mesh of several devices."""
+    typeof = getattr(jax, "typeof", None)
+    mesh = getattr(getattr(typeof(y), "sharding", None), "mesh", None) if typeof else None
+    shape = getattr(mesh, "shape", None)
+    return bool(shape) and math.prod(shape.values()) > 1  # pyright: ignore[reportOptionalMemberAccess]
+
+
+def _on_auto_axes(y0: Array) -> tuple[Array, Callable[[PyTree], PyTree] | None]:
+    """`diffrax.diffeqsolve`'s internals are not written for explicit sharding (sharding in
+    types, the default of `jax.make_mesh`): place a cloud laid out on a mesh with `Explicit`
+    axes on the same devices with `Auto` axes (GSPMD partitions the solve), and return a
+    function that puts the saved output back on the original mesh."""
+    sharding = getattr(y0, "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if (
+        not is_concrete(y0)
+        or not isinstance(sharding, NamedSharding)
+        or not isinstance(mesh, Mesh)
+        or not getattr(mesh, "explicit_axes", ())
+    ):
+        return y0, None
+    names = mesh.axis_names
+    auto = Mesh(mesh.devices, names, axis_types=(AxisType.Auto,) * len(names))
+    spec = tuple(sharding.spec) + (None,) * (y0.ndim - len(sharding.spec))
+
+    def restore(ys: PyTree) -> PyTree:
+        def place(a):
+            same = a.ndim >= y0.ndim and a.shape[a.ndim - y0.ndim :] == y0.shape
+            lead = (None,) * (a.ndim - y0.ndim) if same else ()
+            return jax.device_put(a, NamedSharding(mesh, P(*lead, *spec) if same else P()))
+
+        return jax.tree_util.tree_map(place, ys)
+
+    return jax.device_put(y0, NamedSharding(auto, sharding.spec)), restore
+
+
+def _check_solution(sol: diffrax.Solution, y0: Array, check: bool, what: str) -> diffrax.Solution:
+    """Raise if the solution is non-finite (with `check`) or diffrax reports a failure."""
+    bad = sol.stats.get("first_nonfinite") if check else None
+    failed = sol.result != diffrax.RESULTS.successful
+    if is_concrete(bad, failed):
+        if bad is not None and int(bad):
+            raise NonFiniteSolutionError(_nonfinite_message(sol, int(bad), what))
+        if bool(failed):
+            raise RuntimeError(
+                f"simulate: diffrax.diffeqsolve failed: {diffrax.RESULTS[sol.result]} "
+                f"({what}). An adaptive controller that runs out of steps usually meets a "
+                f"drift that blows up (it rejects non-finite steps and shrinks the step): "
+                f"try a fixed grid with more `steps` and `check_finite=True` to see where, a "
+                f"more stable solver, or a larger `max_steps`."
+            )
+        return sol
+    if _on_multi_device_mesh(y0):
+        # A host callback raising inside a multi-device program leaves the other devices
+        # waiting for it (an XLA rendezvous that aborts the process): inside `jax.jit` over a
+        # sharded cloud the check is left to the caller (see `simulate`).
+        return sol
+    out = (sol.ts, sol.ys)
+    if bad is not None:
+        out = eqx.error_if(
+            out,
+            bad > 0,
+            f"simulate: the solution is not finite (NaN or inf) ({what}). {_FIXES} Call "
+            f"`simulate` outside `jax.jit` to be told the first non-finite saved time.",
+        )
+        failed = failed & (bad == 0)
+    out = sol.result.error_if(out, failed)
+    return eqx.tree_at(lambda s: (s.ts, s.ys), sol, out, is_leaf=lambda x: x is None)
+
+
+def _nonfinite_message(sol: diffrax.Solution, bad: int, what: str) -> str:
+    ts = np.asarray(jax.device_get(sol.ts)) if sol.ts is not None else np.zeros((0,))
+    if bad <= ts.shape[0]:
+        where = (
+            f"the first non-finite saved state is at s = {ts[bad - 1]:.6g} (`sol.ts[{bad - 1}]`)"
+        )
+        earlier = (
+            f"; the saved states before it are finite, so it blew up after s = {ts[bad - 2]:.6g}"
+            if bad >= 2
+            else ""
+        )
+    else:
+        where = "the final state (at t1, not saved) is not finite"
+        earlier = "; every saved state is finite"
+    locate = (
+        " To locate the first non-finite step, save every step "
+        "(`saveat=diffrax.SaveAt(steps=True)`, or with `fn=` a statistic)."
+    )
+    return (
+        f"simulate: the solution is not finite (NaN or inf): {where}{earlier}. This is "
+        f"{what}. {_FIXES}{locate}"
+    )
 
 
 def simulate(
@@ -91,6 +266,7 @@ def simulate(
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     max_steps: int | None = None,
     progress: bool = False,
+    check_finite: bool = True,
 ) -> diffrax.Solution:
     r"""Solve $dy = b(s, y)\,ds + G(s, y)\odot dW_s$ for $s \in [t_0, t_1]$ from the cloud `y0`.
 
@@ -125,10 +301,26 @@ def simulate(
     - `stepsize_controller`: `None` for the fixed grid, or a diffrax controller.
     - `max_steps`: the step budget when adaptive.
     - `progress`: show a tqdm progress bar (diffrax's `TqdmProgressMeter`).
+    - `check_finite`: check that the output is finite (one reduction over the saved states
+      and the final state, after the solve). If not, raise a
+      [`NonFiniteSolutionError`][gpm_sde.solve.NonFiniteSolutionError] that names the first
+      non-finite saved time, the solver and the step, and the fixes. Inside `jax.jit`,
+      `jax.vmap` or `jax.grad` the check is an `eqx.error_if` (equinox's runtime error, a
+      `RuntimeError` carrying the same advice), except for a cloud on a multi-device mesh,
+      where a runtime error cannot be raised from inside the program: there, check
+      `sol.stats["first_nonfinite"]` (0 when finite, else 1 + the index in `sol.ts`) yourself,
+      or call `simulate` outside `jit`. `False` returns NaN and inf as they come.
 
-    **Returns:** a `diffrax.Solution`; `sol.ys` is stacked over the save times.
+    **Returns:** a `diffrax.Solution`; `sol.ys` is stacked over the save times. With
+    `check_finite`, `sol.stats["first_nonfinite"]` is set as above.
+
+    **Sharding.** A cloud placed over several devices along the particle axis (see
+    [`shard_cloud`][gpm_sde.solve.shard_cloud]) is solved there: the output is sharded the
+    same way and equals the single-device result to round-off (see `docs/scaling.md`).
     """
-    _check_simulate_args(sde, y0, t0, t1, steps)
+    _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, stepsize_controller)
+    if not isinstance(check_finite, bool):
+        raise TypeError(f"`check_finite` must be a bool, got {check_finite!r}.")
     y0 = jnp.asarray(y0)
     if not sde.is_ode and key is None:
         raise ValueError("`key` is required for an SDE with noise; pass `jax.random.key(0)`.")
@@ -143,7 +335,11 @@ def simulate(
     if stepsize_controller is None and is_concrete(t0, t1, saveat):
         plan = plan_saves(saveat, float(np.asarray(t0)), float(np.asarray(t1)), steps)
         if plan is not None:
-            return _solve_on_grid(sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter)
+            sol = _solve_on_grid(
+                sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter, check_finite
+            )
+            what = _describe(solver, steps, t0, t1, None)
+            return _check_solution(sol, y0, check_finite, what) if check_finite else sol
     if stepsize_controller is None:
         controller: diffrax.AbstractStepSizeController = diffrax.StepTo(
             ts=jnp.linspace(t0_arr, t1_arr, steps + 1)
@@ -165,16 +361,29 @@ def simulate(
             levy_area=_levy_area(solver),
         )
         terms = sde.terms(brownian)
-    return diffrax.diffeqsolve(
+    y0_auto, restore = _on_auto_axes(y0)
+    sol = diffrax.diffeqsolve(
         terms,
         solver,
         t0_arr,
         t1_arr,
         dt0=None if stepsize_controller is None else (t1_arr - t0_arr) / steps,
-        y0=y0,
+        y0=y0_auto,
         args=args,
         saveat=saveat,
         stepsize_controller=controller,
         max_steps=budget,
         progress_meter=meter,
+        throw=False,  # failures are raised below, with the non-finite check first
+    )
+    if restore is not None:
+        sol = eqx.tree_at(lambda s: s.ys, sol, restore(sol.ys))
+    if check_finite:
+        bad = first_nonfinite(sol.ts, sol.ys)
+        sol = eqx.tree_at(lambda s: s.stats, sol, {**sol.stats, "first_nonfinite": bad})
+    return _check_solution(
+        sol,
+        y0,
+        check_finite,
+        _describe(solver, steps, t0, t1, controller if stepsize_controller is not None else None),
     )
