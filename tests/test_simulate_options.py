@@ -198,3 +198,25 @@ def test_inside_jit_with_python_end_times(key):
     out = final(key)
     assert out is not None
     assert max_moment_z_score(out[0], jnp.zeros(1), _ou_var(1.0) * jnp.eye(1)) < 5
+
+
+def test_save_times_rounded_to_float32_are_accepted_but_far_ones_are_not():
+    """`ts` in float32 may exceed a float64 `t1` by round-off (0.999 → 0.99900001): that is
+    accepted; a time truly past `t1` is still an error naming `saveat`."""
+    sde = gpm_sde.SDE(gpm_sde.LinearDrift(-1.0), gpm_sde.ScalarDiffusion(1.0))
+    y0 = jnp.zeros((4, 1))
+    ts = jnp.asarray([0.4995, 0.999], dtype=jnp.float32)
+    assert float(ts[-1]) > 0.999
+    sol = gpm_sde.simulate(
+        sde, y0, jax.random.key(0), t1=0.999, steps=10, saveat=diffrax.SaveAt(ts=ts)
+    )
+    assert sol.ys is not None and sol.ys.shape == (2, 4, 1)
+    with pytest.raises(ValueError, match=r"`saveat`"):
+        gpm_sde.simulate(
+            sde,
+            y0,
+            jax.random.key(0),
+            t1=0.999,
+            steps=10,
+            saveat=diffrax.SaveAt(ts=jnp.asarray([0.5, 1.5])),
+        )

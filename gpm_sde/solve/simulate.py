@@ -102,8 +102,12 @@ def _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, controller
     _check_key(key)
     ts = getattr(getattr(saveat, "subs", None), "ts", None)
     if ts is not None and is_concrete(ts, t0, t1):
-        ts = np.asarray(jax.device_get(ts), dtype=np.float64)
-        slack = 1e-9 * max(1.0, abs(float(t0)), abs(float(t1)))
+        ts = np.asarray(jax.device_get(ts))
+        # Save times rounded to their own dtype (e.g. float32 t1 = 0.999) may sit a few ulps
+        # outside [t0, t1] given in float64: allow that round-off.
+        eps = float(np.finfo(ts.dtype).eps) if np.issubdtype(ts.dtype, np.floating) else 0.0
+        ts = ts.astype(np.float64)
+        slack = max(1e-9, 4.0 * eps) * max(1.0, abs(float(t0)), abs(float(t1)))
         if (
             not np.all(np.isfinite(ts))
             or np.any(ts < float(t0) - slack)
