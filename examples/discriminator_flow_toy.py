@@ -18,7 +18,7 @@ import jax.random as jr
 import numpy as np
 
 from gpm_sde import data, nn, train
-from gpm_sde.metrics import mmd
+from gpm_sde.metrics import mmd, mode_weights
 
 LAW = data.five_gaussians()  # five Gaussians of std 0.5 on a circle of radius 3
 FLOW = {"t1": 3.0, "flow_steps": 30}  # the flow's horizon and Euler steps, in training and use
@@ -51,8 +51,7 @@ def main() -> None:
     x = train.discriminator_flow_sample(discriminator, y0, **FLOW)
     held_out = LAW.sample(jr.fold_in(key, 3), 2000)
     other = LAW.sample(jr.fold_in(key, 4), 2000)
-    nearest = np.argmin(((np.asarray(x)[:, None] - np.asarray(LAW.means)[None]) ** 2).sum(-1), 1)
-    weights = np.bincount(nearest, minlength=5) / x.shape[0]
+    weights = mode_weights(x, LAW.means)  # the share of points nearest each mode centre
     print(f"Discriminator Flow, {rounds} rounds; last d_loss {float(history['d_loss'][-1]):.3f}")
     print(f"MMD²(samples, data) = {float(mmd(x, held_out)):.4f} "
           f"(two data samples: {float(mmd(other, held_out)):.4f})")  # fmt: skip

@@ -19,7 +19,7 @@ import jax.random as jr
 import numpy as np
 
 from gpm_sde import data, nn, train
-from gpm_sde.metrics import mmd
+from gpm_sde.metrics import mmd, mode_weights
 from gpm_sde.scores import SmoothedMixtureScore
 
 LAW = data.five_gaussians()
@@ -55,8 +55,7 @@ def main() -> None:
     x = jax.vmap(generator)(jr.normal(jr.fold_in(key, 3), (2000, 8)))
     held_out = LAW.sample(jr.fold_in(key, 4), 2000)
     other = LAW.sample(jr.fold_in(key, 5), 2000)
-    nearest = np.argmin(((np.asarray(x)[:, None] - np.asarray(LAW.means)[None]) ** 2).sum(-1), 1)
-    weights = np.bincount(nearest, minlength=5) / x.shape[0]
+    weights = mode_weights(x, LAW.means)  # the share of points nearest each mode centre
     print(f"Score GAN, {steps} steps; last score loss {float(history['score_loss'][-1]):.3f}")
     print(f"MMD²(samples, data) = {float(mmd(x, held_out)):.4f} "
           f"(two data samples: {float(mmd(other, held_out)):.4f})")  # fmt: skip

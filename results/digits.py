@@ -33,21 +33,25 @@ from gpm_sde import data, metrics, nn, samplers, train
 CHANNELS = (16, 32, 32)
 SIGMA_DATA = 0.6  # about the pixel standard deviation of the digits scaled to [-1, 1]
 EDM_NOISE = {"p_mean": -1.0, "p_std": 1.2}
+EPS = 1e-3  # the reverse SDE stops at diffusion time ε
 
 
 @dataclass(frozen=True)
 class Settings:
-    score_steps: int
-    score_gan_steps: int
-    sample_steps: int
+    score_steps: int  # DSM steps of the score model (batch 128)
+    sample_steps: int  # reverse-SDE steps
+    real_steps: int  # DSM steps of the Score GAN's data score (batch 128)
+    score_gan_steps: int  # Score GAN steps (batch `score_gan_batch`)
+    score_gan_batch: int
 
     @staticmethod
     def make(fast: bool) -> Settings:
-        return Settings(100, 100, 20) if fast else Settings(2500, 1500, 200)
+        return Settings(100, 20, 100, 100, 64) if fast else Settings(1500, 120, 1000, 1000, 64)
 
 
 def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: int):
-    """A VP ε-model (U-Net) trained by DSM, sampled by the reverse SDE."""
+    """A VP ε-model (U-Net) trained by DSM, sampled by the reverse SDE to t = ε, then one
+    Tweedie step."""
     process = gpm_sde.vp()
     model = nn.EpsilonParam(nn.UNet8(jr.fold_in(key, 0), channels=CHANNELS), process.sigma)
     model, _ = train.fit_score(
@@ -63,10 +67,11 @@ def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: i
     )
     start = time.perf_counter()
     sol = samplers.reverse_sde_sample(
-        process, model, jr.fold_in(key, 2), n, (1, 8, 8), steps=settings.sample_steps
+        process, model, jr.fold_in(key, 2), n, (1, 8, 8), steps=settings.sample_steps, eps=EPS
     )
     assert sol.ys is not None
-    x = jax.block_until_ready(sol.ys[-1])
+    # The final noise-free step E[x_0 | x_ε] (Song et al. 2021, App. G).
+    x = jax.block_until_ready(samplers.tweedie_denoise(process, model, EPS, sol.ys[-1]))
     return x, time.perf_counter() - start
 
 
@@ -83,7 +88,7 @@ def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int
         gpm_sde.edm(),
         train_x,
         jr.fold_in(key, 1),
-        steps=settings.score_steps,
+        steps=settings.real_steps,
         batch_size=128,
         weighting="edm",
         ema=0.999,
@@ -97,9 +102,10 @@ def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int
         real,
         jr.fold_in(key, 4),
         steps=settings.score_gan_steps,
-        batch_size=128,
+        batch_size=settings.score_gan_batch,
         warmup=settings.score_gan_steps // 10,
-        lr=2e-4,
+        lr=1e-3,
+        field_at="noised",  # the field at G(z) + σε, where the score networks were trained
         progress=False,
         p_mean=EDM_NOISE["p_mean"],
         p_std=EDM_NOISE["p_std"],

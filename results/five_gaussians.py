@@ -257,12 +257,6 @@ MODELS: dict[str, Callable[..., Any]] = {
 }
 
 
-def mode_weights(x: np.ndarray) -> np.ndarray:
-    means = np.asarray(LAW.means)
-    nearest = np.argmin(((x[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
-    return np.bincount(nearest, minlength=means.shape[0]) / x.shape[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--model", action="append", choices=sorted(MODELS))
@@ -291,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         x = np.asarray(x)
         finite = bool(np.all(np.isfinite(x)))
         value = mmd(jnp.asarray(x), held_b) if finite else float("nan")
-        weights = mode_weights(x)
+        weights = np.asarray(metrics.mode_weights(x, LAW.means))
         max_dev = float(np.max(np.abs(weights - 0.2)))
         passed = finite and value <= MMD_FACTOR * baseline and max_dev <= WEIGHT_TOLERANCE
         rows.append(

@@ -221,22 +221,26 @@ def test_train_gan_weight_clipping_keeps_the_critic_bounded(key):
     assert max(float(jnp.max(jnp.abs(w))) for w in leaves) <= 0.01
 
 
-def test_train_score_gan_matches_a_gaussian(key):
+@pytest.mark.parametrize("field_at", ["generated", "noised"])
+def test_train_score_gan_matches_a_gaussian(key, field_at):
     g, s, history = train.train_score_gan(
         affine(),
         GaussianSigmaScore(jnp.zeros(1), jnp.zeros(())),
         SmoothedMixtureScore(DATA_1D),
         key,
-        steps=1500,
+        steps=2500,
         batch_size=256,
-        lr=1e-2,
+        lr=3e-3,
         warmup=100,
         p_mean=-1.0,
         p_std=1.0,
+        field_at=field_at,
         progress=False,
     )
     mean, std = generator_moments(g)
-    # Optimisation budget as for the GANs; the generated-score model tracks the generator.
+    # Optimisation budget: both settle within 0.03 of (2, 0.5) by step 1250 at lr 3e-3 and stay
+    # within 0.07 up to step 4000 (measured, key 0). At lr 1e-2 the two-timescale game
+    # oscillates (std from 0.0 to 1.2) and only passes at chosen step counts.
     assert abs(mean - MU) < 0.1 and abs(std - STD) < 0.1, (mean, std)
     assert abs(float(s.m[0]) - mean) < 0.1
     assert np.all(np.isfinite(history["score_loss"]))
@@ -403,6 +407,15 @@ def test_bad_arguments_are_named(key):
         train.train_gan(affine(), Quadratic(jnp.zeros(3)), DATA_1D, key, steps=1, loss="nope")
     with pytest.raises(ValueError, match=r"`latent_dim` is needed"):
         train.train_gan(lambda z: z, Quadratic(jnp.zeros(3)), DATA_1D, key, steps=1)
+    with pytest.raises((ValueError, TypeError), match=r"`field_at` must be 'generated'|field_at"):
+        train.train_score_gan(
+            affine(),
+            GaussianSigmaScore(jnp.zeros(1), jnp.zeros(())),
+            SmoothedMixtureScore(DATA_1D),
+            key,
+            steps=1,
+            field_at="clean",  # pyright: ignore[reportArgumentType]
+        )
     with pytest.raises(ValueError, match=r"`g` must satisfy g² <= 2β"):
         train.train_diffflow_gan(affine(), SmoothedMixtureScore(data), key, steps=1, g=2.0)
     with pytest.raises(ValueError, match=r"`data` must be a non-empty array"):
@@ -423,3 +436,83 @@ def test_bad_arguments_are_named(key):
         )
     with pytest.raises(TypeError, match=r"optimizer"):  # our message or the type checker's
         _small_fit(key, 1, optimizer="adam")
+
+
+def test_noised_score_gan_step_is_the_smoothed_kl_gradient(key):
+    r"""One generator step of `train_score_gan(field_at="noised")` with plain SGD (lr 1) and the
+    exact scores moves $\theta = (a, b)$ of $G(z) = az + b$ by minus
+    $\sigma^2\nabla_\theta\mathrm{KL}(\rho_\theta * k_\sigma \| q * k_\sigma)$. With
+    $y = az + b + \sigma\varepsilon \sim \mathcal{N}(b, V)$, $V = a^2 + \sigma^2$, and
+    $\mathbb{E}[z \mid y] = a(y - b)/V$, that gradient is
+    $\sigma^2\,\mathbb{E}_y[(s_\rho - s_q)(y)\,(a(y-b)/V,\ 1)]$, computed here by Gauss–Hermite
+    quadrature with $q$ a two-component mixture (nonlinear score, so the field at $G(z)$
+    itself has another expectation, which the test checks is far away). The batch estimate is
+    compared within 5 Monte Carlo standard errors (per-point spread from 10⁶ NumPy draws)."""
+    a, b, sigma, n = 1.2, 0.3, 0.6, 100_000
+    w, mu, sd = np.array([0.5, 0.5]), np.array([-1.0, 2.0]), 0.5
+    law = gpm_sde.GaussianMixture(
+        jnp.asarray(w), jnp.asarray(mu)[:, None], jnp.full((2, 1, 1), sd**2)
+    )
+    var = a**2 + sigma**2
+
+    def s_q(y):
+        comp = w * norm.pdf(y[:, None], mu, np.sqrt(sd**2 + sigma**2))
+        return (comp * -(y[:, None] - mu) / (sd**2 + sigma**2)).sum(1) / comp.sum(1)
+
+    def diff(y):  # (s_ρ − s_q)(y), both smoothed at σ
+        return -(y - b) / var - s_q(y)
+
+    nodes, weights = np.polynomial.hermite_e.hermegauss(120)
+    weights = weights / weights.sum()
+    y = b + np.sqrt(var) * nodes
+    exact = sigma**2 * np.array(
+        [np.sum(weights * diff(y) * a * (y - b) / var), np.sum(weights * diff(y))]
+    )
+    x = a * nodes + b  # the field at G(z) itself: another expectation
+    clean = sigma**2 * np.array(
+        [
+            np.sum(weights * (-(x - b) / var - s_q(x)) * nodes),
+            np.sum(weights * (-(x - b) / var - s_q(x))),
+        ]
+    )
+    rng = np.random.default_rng(0)
+    z, eps = rng.standard_normal((2, 10**6))
+    per_b = sigma**2 * diff(a * z + b + sigma * eps)
+    se = np.array([np.std(z * per_b), np.std(per_b)]) / np.sqrt(n)
+    assert np.all(np.abs(clean - exact) > 6 * se), (clean, exact, se)
+
+    g, _, _ = train.train_score_gan(
+        Affine(jnp.array([a]), jnp.array([b])),
+        GaussianSigmaScore(jnp.array([b]), jnp.array(np.log(a**2))),  # exact: s_ρ of N(b, a²)
+        SmoothedMixtureScore(law),
+        key,
+        steps=1,
+        batch_size=n,
+        p_mean=float(np.log(sigma)),
+        p_std=1e-12,  # σ = 0.6 up to 1e-11
+        field_at="noised",
+        g_optimizer=optax.sgd(1.0),
+        s_optimizer=optax.sgd(0.0),
+        progress=False,
+    )
+    moved = np.array([a - float(g.a[0]), b - float(g.b[0])])  # = the Int-PM gradient
+    assert np.all(np.abs(moved - exact) < 5 * se), (moved, exact, se)
+
+
+def test_ema_is_the_bias_corrected_average_of_the_iterates():
+    r"""The EMA state, fed iterates $\theta_1..\theta_k$, returns
+    $\sum_j d^{k-j}\theta_j / \sum_j d^{k-j}$ (float64 round-off, rtol 1e-12): the initial
+    weights get no share. The plain average from $\theta_0$ would keep $d^k\theta_0$."""
+    from gpm_sde.train._common import ema_init, ema_update
+
+    decay, k = 0.9, 25
+    iterates = [Affine(jnp.array([float(j)]), jnp.array([np.sin(j)])) for j in range(k + 1)]
+    state = ema_init(iterates[0])
+    for it in iterates[1:]:
+        state = ema_update(state, it, decay)
+    w = decay ** np.arange(k - 1, -1, -1)  # d^{k-j}, j = 1..k
+    want_a = np.sum(w * np.arange(1, k + 1)) / w.sum()
+    want_b = np.sum(w * np.sin(np.arange(1, k + 1))) / w.sum()
+    np.testing.assert_allclose(float(state[0].a[0]), want_a, rtol=1e-12)
+    np.testing.assert_allclose(float(state[0].b[0]), want_b, rtol=1e-12)
+    assert int(state[1]) == k

@@ -17,7 +17,7 @@ import optax
 from .. import data, nn, processes
 from ..distributions import GaussianMixture
 from ..scores import SmoothedMixtureScore
-from ..train._common import params
+from ..train._common import ema_init, params
 from .config import MIXTURES, SAMPLERS, ConfigError, RunConfig
 
 DIGITS_SHAPE = (1, 8, 8)
@@ -188,10 +188,10 @@ def _training_state(cfg: RunConfig, models: tuple[Any, ...]) -> Any:
     count = jnp.zeros((), jnp.int32)
     if family == "score":
         (m,) = models
-        return (m, _adam_state(m), m if ema else None)
+        return (m, _adam_state(m), ema_init(m) if ema else None)
     if family == "gan":
         g, dis = models
-        return (g, dis, _adam_state(g), _adam_state(dis), g if ema else None)
+        return (g, dis, _adam_state(g), _adam_state(dis), ema_init(g) if ema else None)
     if family == "score-gan":
         g, s = models
         return (g, s, _adam_state(g), _adam_state(s), count)
@@ -203,12 +203,13 @@ def _training_state(cfg: RunConfig, models: tuple[Any, ...]) -> Any:
 
 
 def models_from_state(cfg: RunConfig, state: Any) -> tuple[Any, ...]:
-    """The models a trainer would return from its checkpointed `state`."""
+    """The models a trainer would return from its checkpointed `state` (with an EMA, its
+    average: the EMA state is `(average, count)`)."""
     family = cfg.family
     if family == "score":
-        return (state[2] if state[2] is not None else state[0],)
+        return (state[2][0] if state[2] is not None else state[0],)
     if family == "gan":
-        return (state[4] if state[4] is not None else state[0], state[1])
+        return (state[4][0] if state[4] is not None else state[0], state[1])
     if family == "score-gan":
         return (state[0], state[1])
     return (state[0],)

@@ -316,6 +316,15 @@ KEYS: tuple[Key, ...] = (
     ),
     _k(
         "train",
+        "field_at",
+        "str",
+        None,
+        "where the Score-GAN field is evaluated: at the generated points, or at noised copies",
+        families=("score-gan",),
+        choices=("generated", "noised"),
+    ),
+    _k(
+        "train",
         "n_particles",
         "int",
         None,

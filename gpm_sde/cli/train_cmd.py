@@ -216,7 +216,7 @@ def train(cfg: RunConfig, *, progress: bool = True) -> int:
             real,
             key,
             batch_size=t["batch_size"],
-            **_options(cfg, ("score_steps", "warmup", "p_mean", "p_std", "sigma_max")),
+            **_options(cfg, ("score_steps", "warmup", "p_mean", "p_std", "sigma_max", "field_at")),
             **common,
         )
         trained = (g, s)

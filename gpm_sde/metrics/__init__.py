@@ -25,5 +25,6 @@ from .mmd import (
     mmd as mmd,
     mmd_permutation_test as mmd_permutation_test,
 )
+from .mode_weights import mode_weights as mode_weights
 from .sinkhorn import sinkhorn_divergence as sinkhorn_divergence
 from .sliced_wasserstein import sliced_wasserstein as sliced_wasserstein

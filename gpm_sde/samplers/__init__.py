@@ -8,6 +8,8 @@ r"""Samplers: the classic generation algorithms, each a few lines on top of the 
 - `lax.scan` loops: [`predictor_corrector`][gpm_sde.samplers.predictor_corrector] (Song et al.
   2021), [`ddpm_ancestral`][gpm_sde.samplers.ddpm_ancestral] (Ho et al. 2020) and
   [`ddim`][gpm_sde.samplers.ddim] (Song, Meng & Ermon 2021).
+- [`tweedie_denoise`][gpm_sde.samplers.tweedie_denoise]: the final noise-free step
+  $\mathbb{E}[x_0 \mid x_\epsilon]$ after a sampler that stops at $t = \epsilon$.
 
 **What they return.** The two samplers that take a `saveat` (`reverse_sde_sample`,
 `probability_flow_sample`) return the `diffrax.Solution` of `simulate`, so intermediate clouds
@@ -37,3 +39,4 @@ from .reverse_sde import (
     probability_flow_sample as probability_flow_sample,
     reverse_sde_sample as reverse_sde_sample,
 )
+from .tweedie import tweedie_denoise as tweedie_denoise

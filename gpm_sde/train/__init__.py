@@ -24,6 +24,10 @@ from .discriminator_flow import (
     train_discriminator_flow as train_discriminator_flow,
 )
 from .gan import train_gan as train_gan
-from .loop import TrainingDiverged as TrainingDiverged, run_loop as run_loop
+from .loop import (
+    LoopOptions as LoopOptions,
+    TrainingDiverged as TrainingDiverged,
+    run_loop as run_loop,
+)
 from .score import fit_score as fit_score
 from .score_gan import train_score_gan as train_score_gan

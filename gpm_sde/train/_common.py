@@ -138,7 +138,28 @@ def float_dtype() -> Any:
     return jnp.zeros(()).dtype
 
 
-def ema_update(ema: _M, model: _M, decay: float) -> _M:
-    r"""$\bar\theta \leftarrow d\,\bar\theta + (1 - d)\,\theta$ on the inexact arrays."""
-    new = jax.tree.map(lambda a, b: decay * a + (1.0 - decay) * b, params(ema), params(model))
-    return eqx.combine(new, ema)
+def ema_init(model: _M) -> tuple[_M, Any]:
+    """The state of `ema_update`: the average (a copy of `model`, given no weight) and the
+    number of iterates averaged so far (0)."""
+    return model, jnp.zeros((), jnp.int32)
+
+
+def ema_update(state: tuple[_M, Any], model: _M, decay: float) -> tuple[_M, Any]:
+    r"""Add the iterate $\theta_k$ to the bias-corrected exponential moving average
+
+    $$\bar\theta_k = \frac{\sum_{j=1}^k d^{\,k-j}\,\theta_j}{\sum_{j=1}^k d^{\,k-j}}
+    = \beta_k\bar\theta_{k-1} + (1 - \beta_k)\,\theta_k, \qquad
+    \beta_k = \frac{d\,(1 - d^{\,k-1})}{1 - d^{\,k}},$$
+
+    the plain average $m_k = d\,m_{k-1} + (1-d)\,\theta_k$ from $m_0 = 0$ divided by
+    $1 - d^k$ (the correction of Adam, Kingma & Ba 2015, §3). Unlike the plain average started
+    at the initial weights, it gives the initialisation no weight: after $k$ steps that one
+    would still hold a share $d^k$ of it (37% after 1,000 steps at $d = 0.999$). On the
+    inexact arrays of `params` only."""
+    avg, k = state
+    d = jnp.asarray(decay, float_dtype())
+    beta = d * (1.0 - d**k) / (1.0 - d ** (k + 1))
+    new = jax.tree.map(
+        lambda a, b: (beta * a + (1.0 - beta) * b).astype(a.dtype), params(avg), params(model)
+    )
+    return eqx.combine(new, avg), k + 1

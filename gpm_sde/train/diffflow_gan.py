@@ -2,9 +2,8 @@ r"""`train_diffflow_gan`: a generator moved along the DiffFlow field (Zhang et a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +24,7 @@ from ._common import (
     opt_step,
     value_and_grad,
 )
-from .loop import run_loop
+from .loop import LoopOptions, run_loop
 
 _G = TypeVar("_G")
 
@@ -44,11 +43,7 @@ def train_diffflow_gan(
     latent_dim: int | None = None,
     optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = True,
-    chunk: int = 100,
+    **loop: Unpack[LoopOptions],
 ) -> tuple[_G, dict[str, np.ndarray]]:
     r"""Train a generator along the DiffFlow drift at a chosen $g$ (Zhang et al. 2023, eq.
     9–10; DESIGN §1) by Int-PM ([`int_pm_loss`][gpm_sde.flows.int_pm_loss]):
@@ -91,8 +86,8 @@ def train_diffflow_gan(
     - `gen_score`: the generated score, pointwise `(s, x)` or a cloud score (default
       `SmoothedCloudScore(sigma)`).
     - `batch_size`, `latent_dim`, `optimizer`, `lr`: as in [`train_gan`][gpm_sde.train.train_gan].
-    - `checkpoint`, `resume`, `checkpoint_every`, `progress`, `chunk`: see
-      [`run_loop`][gpm_sde.train.run_loop].
+    - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
+      and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
     Returns `(generator, history)` with the Int-PM surrogate `g_loss` per step.
     """
@@ -131,10 +126,6 @@ def train_diffflow_gan(
         state,
         key,
         steps=steps,
-        checkpoint=checkpoint,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        chunk=chunk,
+        **loop,
     )
     return generator, history

@@ -3,9 +3,8 @@ r"""`train_discriminator_flow` and `discriminator_flow_sample`: GPM's Discrimina
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import diffrax
 import equinox as eqx
@@ -29,7 +28,7 @@ from ._common import (
     value_and_grad,
 )
 from .gan import Penalty, as_gan_loss, check_penalty, penalty_term
-from .loop import check_steps, run_loop
+from .loop import LoopOptions, check_steps, run_loop
 
 _D = TypeVar("_D")
 FieldKind = Literal["nonsaturating", "hinge"]
@@ -108,11 +107,7 @@ def train_discriminator_flow(
     penalty_weight: float = 1.0,
     optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = True,
-    chunk: int = 10,
+    **loop: Unpack[LoopOptions],
 ) -> tuple[_D, dict[str, np.ndarray]]:
     r"""Train the time-conditioned discriminator of Discriminator Flow (Franceschi et al.
     2023, §4.2, Algorithm 2) on the particles of its own flow.
@@ -151,8 +146,8 @@ def train_discriminator_flow(
     - `penalty`, `penalty_weight`: the regulariser (`"gp"`, `"r1"`, `None`), which keeps
       $\nabla_x D$ and thus the particle speed bounded.
     - `optimizer`: optax transformation (default `optax.adam(lr)`).
-    - `checkpoint`, `resume`, `checkpoint_every`, `progress`, `chunk`: see
-      [`run_loop`][gpm_sde.train.run_loop].
+    - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
+      and `chunk` (default 10 here) ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
     Returns `(discriminator, history)` with the round means of `d_loss` and `penalty`.
     """
@@ -226,11 +221,7 @@ def train_discriminator_flow(
         state,
         key,
         steps=steps,
-        checkpoint=checkpoint,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        chunk=chunk,
+        **{"chunk": 10, **loop},
     )
     return discriminator, history
 

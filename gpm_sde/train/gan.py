@@ -2,8 +2,7 @@ r"""`train_gan`: alternating discriminator and generator steps for every GAN los
 
 from __future__ import annotations
 
-import os
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import jax
 import jax.random as jr
@@ -17,6 +16,7 @@ from ._common import (
     check_batch_size,
     check_optimizer,
     draw_latents,
+    ema_init,
     ema_update,
     float_dtype,
     latent_shape,
@@ -24,7 +24,7 @@ from ._common import (
     opt_step,
     value_and_grad,
 )
-from .loop import check_steps, run_loop
+from .loop import LoopOptions, check_steps, run_loop
 
 _G = TypeVar("_G")
 _D = TypeVar("_D")
@@ -82,11 +82,7 @@ def train_gan(
     d_optimizer: optax.GradientTransformation | None = None,
     lr: float = 2e-4,
     ema: float | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = True,
-    chunk: int = 100,
+    **loop: Unpack[LoopOptions],
 ) -> tuple[_G, _D, dict[str, np.ndarray]]:
     r"""Train a GAN (Goodfellow et al. 2014, Algorithm 1): per step, `d_steps` descents of
     the discriminator loss plus its regulariser, then one descent of the generator loss,
@@ -116,11 +112,13 @@ def train_gan(
     - `g_optimizer`, `d_optimizer`: optax transformations (default `optax.adam(lr, b1=0.5)`,
       as in DCGAN).
     - `ema`: if set, a decay $d$: the returned generator is the exponential moving average of
-      the generator iterates (Yazıcı et al. 2019). GAN games rotate around their equilibrium
-      rather than converge to it (WGAN-GP is not locally convergent, Mescheder et al. 2018,
-      §3), and the average sits near the centre of the orbit.
-    - `checkpoint`, `resume`, `checkpoint_every`, `progress`, `chunk`: see
-      [`run_loop`][gpm_sde.train.run_loop].
+      the generator iterates (Yazıcı et al. 2019), bias-corrected as in
+      [`fit_score`][gpm_sde.train.fit_score] (no share for the initial weights). GAN games
+      rotate around their equilibrium rather than converge to it (WGAN-GP is not locally
+      convergent, Mescheder et al. 2018, §3), and the average sits near the centre of the
+      orbit.
+    - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
+      and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
     Returns `(generator, discriminator, history)` with `d_loss` (without the regulariser),
     `penalty` and `g_loss` per step.
@@ -173,7 +171,7 @@ def train_gan(
         discriminator,
         opt_init(g_opt, generator),
         opt_init(d_opt, discriminator),
-        None if ema is None else generator,
+        None if ema is None else ema_init(generator),
     )
     (generator, discriminator, _, _, avg), history = run_loop(
         "train_gan",
@@ -181,10 +179,6 @@ def train_gan(
         state,
         key,
         steps=steps,
-        checkpoint=checkpoint,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        chunk=chunk,
+        **loop,
     )
-    return (generator if avg is None else avg), discriminator, history
+    return (generator if avg is None else avg[0]), discriminator, history

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import equinox as eqx
 import jax
@@ -33,6 +33,24 @@ class TrainingDiverged(FloatingPointError):
         super().__init__(message)
         self.step = step
         self.checkpoint = checkpoint
+
+
+class LoopOptions(TypedDict, total=False):
+    """The keyword options every trainer passes on to [`run_loop`][gpm_sde.train.run_loop]
+    (`**loop` in their signatures); each may be left out.
+
+    - `checkpoint`: a file to save to (`str` or path-like), or `None` (the default).
+    - `resume`: continue from `checkpoint` if it exists (default `False`).
+    - `checkpoint_every`: save every this many steps (default `None`: at the end only).
+    - `progress`: show a tqdm progress bar (default `True`).
+    - `chunk`: steps per jitted call (default 100).
+    """
+
+    checkpoint: str | os.PathLike[str] | None
+    resume: bool
+    checkpoint_every: int | None
+    progress: bool
+    chunk: int
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:

@@ -2,9 +2,8 @@ r"""`fit_score`: train a score model by denoising score matching (or the DDPM ε
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import jax.random as jr
 import numpy as np
@@ -17,12 +16,13 @@ from ._common import (
     as_sampler,
     check_batch_size,
     check_optimizer,
+    ema_init,
     ema_update,
     opt_init,
     opt_step,
     value_and_grad,
 )
-from .loop import run_loop
+from .loop import LoopOptions, run_loop
 
 _M = TypeVar("_M", bound=Callable[..., Any])
 
@@ -40,11 +40,7 @@ def fit_score(
     weighting: str = "std2",
     ema: float | None = None,
     loss_options: dict[str, Any] | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = True,
-    chunk: int = 100,
+    **loop: Unpack[LoopOptions],
 ) -> tuple[_M, dict[str, np.ndarray]]:
     r"""Train a score model by denoising score matching (Vincent 2011; Song et al. 2021, eq. 7):
 
@@ -71,12 +67,13 @@ def fit_score(
     - `lr`: the learning rate of the default optimiser.
     - `weighting`: the DSM weighting, `"std2"`, `"likelihood"` or `"edm"`.
     - `ema`: if set, a decay $d$ (e.g. 0.999): the returned model is the exponential moving
-      average $\bar\theta \leftarrow d\bar\theta + (1-d)\theta$ of the iterates (Song et al.
-      2021, App. H), which samples better than the last iterate.
+      average of the iterates (Song et al. 2021, App. H), which samples better than the last
+      iterate, bias-corrected so that the initial weights get no share:
+      $\bar\theta_k = \sum_{j \le k} d^{\,k-j}\theta_j / \sum_{j \le k} d^{\,k-j}$.
     - `loss_options`: extra keyword arguments of `dsm_loss` (`t_min`, `sigma_data`, `p_mean`,
       `p_std`).
-    - `checkpoint`, `resume`, `checkpoint_every`, `progress`, `chunk`: see
-      [`run_loop`][gpm_sde.train.run_loop].
+    - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
+      and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
     Returns `(model, history)` with `history["loss"]` the loss of every step.
     """
@@ -109,17 +106,13 @@ def fit_score(
             avg = ema_update(avg, m, float(ema))  # pyright: ignore[reportArgumentType]
         return (m, opt_state, avg), {"loss": loss}
 
-    state = (model, opt_init(optimizer, model), None if ema is None else model)
+    state = (model, opt_init(optimizer, model), None if ema is None else ema_init(model))
     (model, _, avg), history = run_loop(
         "fit_score",
         step,
         state,
         key,
         steps=steps,
-        checkpoint=checkpoint,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        chunk=chunk,
+        **loop,
     )
-    return (model if avg is None else avg), history
+    return (model if avg is None else avg[0]), history

@@ -2,9 +2,8 @@ r"""`train_score_gan`: GPM's Score GAN (Franceschi et al. 2023, Algorithm 1)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import equinox as eqx
 import jax
@@ -28,7 +27,7 @@ from ._common import (
     opt_step,
     value_and_grad,
 )
-from .loop import check_steps, run_loop
+from .loop import LoopOptions, check_steps, run_loop
 
 _G = TypeVar("_G")
 _S = TypeVar("_S")
@@ -48,14 +47,11 @@ def train_score_gan(
     p_mean: float = -1.2,
     p_std: float = 1.2,
     sigma_max: float = 80.0,
+    field_at: Literal["generated", "noised"] = "generated",
     g_optimizer: optax.GradientTransformation | None = None,
     s_optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = True,
-    chunk: int = 100,
+    **loop: Unpack[LoopOptions],
 ) -> tuple[_G, _S, dict[str, np.ndarray]]:
     r"""Train a generator with GPM's Score GAN (Franceschi et al. 2023, §4.1 and Algorithm 1).
 
@@ -77,6 +73,24 @@ def train_score_gan(
     every noise level (the $\lambda(\sigma)$ weighting of the paper's eq. 9). At the
     fixed point $\rho_\theta * k_\sigma = q * k_\sigma$ for all $\sigma$, i.e. $\rho_\theta = q$.
 
+    Where the field is evaluated (`field_at`):
+
+    - `"generated"` (GPM's particle field): at the generated points $x = G_\theta(z)$
+      themselves, with one $\sigma$ per step.
+    - `"noised"`: at noised points $x_i + \sigma_i\varepsilon_i$, with
+      $\sigma_i$ and $\varepsilon_i \sim \mathcal{N}(0, I)$ drawn for every point, and the
+      direction applied to $x_i$. Since $\partial_\theta(x + \sigma\varepsilon) = J_\theta$, the
+      expected Int-PM gradient is then
+      $\mathbb{E}_{\sigma}\,\sigma^2\,\nabla_\theta\,
+      \mathrm{KL}(\rho_\theta * k_\sigma \,\|\, q * k_\sigma)$ (the score of
+      $\rho_\theta * k_\sigma$ has zero mean under it), the gradient used by Diff-Instruct
+      (Luo et al. 2023, Thm. 3.1) and DMD (Yin et al. 2024, eq. 7). Both score networks are
+      then queried on the noisy inputs they were trained on, which matters for images: a
+      network trained on $x_0 + \sigma\varepsilon$ has never seen a clean generated image at
+      level $\sigma$.
+
+    Both have $\rho_\theta = q$ as a fixed point.
+
     **Arguments:**
 
     - `generator`: `G(z)` on one latent.
@@ -93,11 +107,13 @@ def train_score_gan(
       (counted in `steps`), so the generated score fits the initial generator.
     - `p_mean`, `p_std`: the log-normal law of $\sigma$ (Karras et al. 2022: −1.2, 1.2; use a
       law matching the data's scale); `sigma_max`: the largest $\sigma$ of the EDM process.
+    - `field_at`: `"generated"` or `"noised"`, see above.
     - `g_optimizer`, `s_optimizer`: optax transformations (default `optax.adam(lr)`).
-    - `checkpoint`, `resume`, `checkpoint_every`, `progress`, `chunk`: see
-      [`run_loop`][gpm_sde.train.run_loop].
+    - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
+      and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
     Returns `(generator, gen_score, history)` with `score_loss`, `g_loss` and `sigma` per step
+    (with `"noised"`, the geometric mean of the step's $\sigma_i$)
     (`g_loss` is the Int-PM surrogate, whose value is not a distance: watch a sample metric).
     """
     for name, value in (("gen_score", gen_score), ("real_score", real_score)):
@@ -109,6 +125,11 @@ def train_score_gan(
         raise ValueError(f"`warmup` must be an int >= 0, got {warmup!r}.")
     check_finite("p_mean", p_mean)
     check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
+    if field_at not in ("generated", "noised"):
+        raise ValueError(
+            f"`field_at` must be 'generated' (the field at G(z)) or 'noised' (at G(z) + σε), "
+            f"got {field_at!r}."
+        )
     process = edm(sigma_max)
     g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
     s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
@@ -123,6 +144,20 @@ def train_score_gan(
         field = score_gan_field(real_score, s_model, **field_weights)
         return int_pm_loss(g, field, z, sigma)
 
+    def noised_g_loss_fn(g: Any, s_model: Any, z: Any, k: PRNGKeyArray) -> Any:
+        # Int-PM with the field of each point at its own noised copy x_i + σ_i ε_i.
+        field = score_gan_field(real_score, s_model, **field_weights)
+        x = jax.vmap(g)(z)
+        k_sigma, k_eps = jr.split(k)
+        sigma = draw_sigma(k_sigma, (x.shape[0],))
+        noised = x + sigma.reshape((-1,) + (1,) * (x.ndim - 1)) * jr.normal(k_eps, x.shape, dtype)
+        direction = jax.vmap(lambda si, yi: field(si, yi[None], None)[0])(sigma, noised)
+        return jnp.sum(x * -jax.lax.stop_gradient(direction)) / x.shape[0], sigma
+
+    def draw_sigma(k: PRNGKeyArray, shape: tuple[int, ...]) -> Any:
+        sigma = jnp.exp(p_mean + p_std * jr.normal(k, shape, dtype=dtype))
+        return jnp.minimum(sigma, sigma_max)
+
     def step(state: Any, k: PRNGKeyArray) -> Any:
         g, s_model, g_state, s_state, count = state
         keys = jr.split(k, score_steps + 2)
@@ -133,9 +168,14 @@ def train_score_gan(
             s_model, s_state = opt_step(s_opt, s_model, grads, s_state)
         k_z, k_sigma = jr.split(keys[-1])
         z = draw_latents(k_z, batch_size, shape, dtype)
-        sigma = jnp.exp(p_mean + p_std * jr.normal(k_sigma, (), dtype=dtype))
-        sigma = jnp.minimum(sigma, sigma_max)
-        g_loss, grads = value_and_grad(g_loss_fn, g, s_model, z, sigma)
+        if field_at == "noised":
+            (g_loss, sigmas), grads = value_and_grad(
+                noised_g_loss_fn, g, s_model, z, k_sigma, has_aux=True
+            )
+            sigma = jnp.exp(jnp.mean(jnp.log(sigmas)))
+        else:
+            sigma = draw_sigma(k_sigma, ())
+            g_loss, grads = value_and_grad(g_loss_fn, g, s_model, z, sigma)
         new_g, new_g_state = opt_step(g_opt, g, grads, g_state)
         train_g = count >= warmup
         g, g_state = jax.tree.map(
@@ -159,10 +199,6 @@ def train_score_gan(
         state,
         key,
         steps=steps,
-        checkpoint=checkpoint,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        chunk=chunk,
+        **loop,
     )
     return generator, gen_score, history
