@@ -195,6 +195,7 @@ def run_score_gan(key, settings, train_x, shared):
         warmup=settings.score_gan_steps // 10,
         p_mean=-0.5,
         p_std=1.5,
+        ema=0.999,  # the generator/generated-score game orbits its fixed point
         progress=False,
     )
     start = time.perf_counter()

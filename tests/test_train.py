@@ -221,8 +221,10 @@ def test_train_gan_weight_clipping_keeps_the_critic_bounded(key):
     assert max(float(jnp.max(jnp.abs(w))) for w in leaves) <= 0.01
 
 
-@pytest.mark.parametrize("field_at", ["generated", "noised"])
-def test_train_score_gan_matches_a_gaussian(key, field_at):
+@pytest.mark.parametrize(
+    ("field_at", "ema"), [("generated", None), ("noised", None), ("generated", 0.99)]
+)
+def test_train_score_gan_matches_a_gaussian(key, field_at, ema):
     g, s, history = train.train_score_gan(
         affine(),
         GaussianSigmaScore(jnp.zeros(1), jnp.zeros(())),
@@ -235,6 +237,7 @@ def test_train_score_gan_matches_a_gaussian(key, field_at):
         p_mean=-1.0,
         p_std=1.0,
         field_at=field_at,
+        ema=ema,
         progress=False,
     )
     mean, std = generator_moments(g)

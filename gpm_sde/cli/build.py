@@ -194,7 +194,7 @@ def _training_state(cfg: RunConfig, models: tuple[Any, ...]) -> Any:
         return (g, dis, _adam_state(g), _adam_state(dis), ema_init(g) if ema else None)
     if family == "score-gan":
         g, s = models
-        return (g, s, _adam_state(g), _adam_state(s), count)
+        return (g, s, _adam_state(g), _adam_state(s), count, ema_init(g) if ema else None)
     if family == "discriminator-flow":
         (dis,) = models
         return (dis, _adam_state(dis))
@@ -211,5 +211,5 @@ def models_from_state(cfg: RunConfig, state: Any) -> tuple[Any, ...]:
     if family == "gan":
         return (state[4][0] if state[4] is not None else state[0], state[1])
     if family == "score-gan":
-        return (state[0], state[1])
+        return (state[5][0] if state[5] is not None else state[0], state[1])
     return (state[0],)

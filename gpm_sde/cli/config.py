@@ -203,7 +203,7 @@ KEYS: tuple[Key, ...] = (
         "float",
         None,
         "EMA decay of the returned model, e.g. 0.999; default: none",
-        families=("score", "gan"),
+        families=("score", "gan", "score-gan"),
         minimum=0.0,
         maximum=1.0,
         exclusive_maximum=True,

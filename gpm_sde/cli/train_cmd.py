@@ -216,7 +216,9 @@ def train(cfg: RunConfig, *, progress: bool = True) -> int:
             real,
             key,
             batch_size=t["batch_size"],
-            **_options(cfg, ("score_steps", "warmup", "p_mean", "p_std", "sigma_max", "field_at")),
+            **_options(
+                cfg, ("score_steps", "warmup", "p_mean", "p_std", "sigma_max", "field_at", "ema")
+            ),
             **common,
         )
         trained = (g, s)

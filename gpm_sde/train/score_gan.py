@@ -21,6 +21,8 @@ from ._common import (
     check_batch_size,
     check_optimizer,
     draw_latents,
+    ema_init,
+    ema_update,
     float_dtype,
     latent_shape,
     opt_init,
@@ -51,6 +53,7 @@ def train_score_gan(
     g_optimizer: optax.GradientTransformation | None = None,
     s_optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
+    ema: float | None = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_G, _S, dict[str, np.ndarray]]:
     r"""Train a generator with GPM's Score GAN (Franceschi et al. 2023, §4.1 and Algorithm 1).
@@ -109,6 +112,11 @@ def train_score_gan(
       law matching the data's scale); `sigma_max`: the largest $\sigma$ of the EDM process.
     - `field_at`: `"generated"` or `"noised"`, see above.
     - `g_optimizer`, `s_optimizer`: optax transformations (default `optax.adam(lr)`).
+    - `ema`: if set, a decay $d$: the returned generator is the bias-corrected exponential
+      moving average of its iterates, as in [`train_gan`][gpm_sde.train.train_gan]. The
+      generator and the generated score form a two-timescale game that can orbit its fixed
+      point (`tests/test_train.py` shows it at a large learning rate); the average sits near
+      the centre of the orbit.
     - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
       and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
@@ -125,6 +133,8 @@ def train_score_gan(
         raise ValueError(f"`warmup` must be an int >= 0, got {warmup!r}.")
     check_finite("p_mean", p_mean)
     check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
+    if ema is not None and not 0.0 <= float(ema) < 1.0:
+        raise ValueError(f"`ema` must be a decay in [0, 1) or None, got {ema!r}.")
     if field_at not in ("generated", "noised"):
         raise ValueError(
             f"`field_at` must be 'generated' (the field at G(z)) or 'noised' (at G(z) + σε), "
@@ -159,7 +169,7 @@ def train_score_gan(
         return jnp.minimum(sigma, sigma_max)
 
     def step(state: Any, k: PRNGKeyArray) -> Any:
-        g, s_model, g_state, s_state, count = state
+        g, s_model, g_state, s_state, count, avg = state
         keys = jr.split(k, score_steps + 2)
         for ks in keys[:score_steps]:
             k_z, k_loss = jr.split(ks)
@@ -183,8 +193,14 @@ def train_score_gan(
             (new_g, new_g_state),
             (g, g_state),
         )
+        if avg is not None:  # the average starts with the first trained generator
+            avg = jax.tree.map(
+                lambda a, b: jnp.where(train_g, a, b) if eqx.is_array(a) else a,
+                ema_update(avg, g, float(ema)),  # pyright: ignore[reportArgumentType]
+                avg,
+            )
         metrics = {"score_loss": s_loss, "g_loss": g_loss, "sigma": sigma}
-        return (g, s_model, g_state, s_state, count + 1), metrics
+        return (g, s_model, g_state, s_state, count + 1, avg), metrics
 
     state = (
         generator,
@@ -192,8 +208,9 @@ def train_score_gan(
         opt_init(g_opt, generator),
         opt_init(s_opt, gen_score),
         jnp.zeros((), jnp.int32),
+        None if ema is None else ema_init(generator),
     )
-    (generator, gen_score, *_), history = run_loop(
+    (generator, gen_score, *_, avg), history = run_loop(
         "train_score_gan",
         step,
         state,
@@ -201,4 +218,4 @@ def train_score_gan(
         steps=steps,
         **loop,
     )
-    return generator, gen_score, history
+    return (generator if avg is None else avg[0]), gen_score, history
