@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 
 import gpm_sde
 from gpm_sde import data, metrics, nn, samplers, train
@@ -104,8 +105,12 @@ def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int
         steps=settings.score_gan_steps,
         batch_size=settings.score_gan_batch,
         warmup=settings.score_gan_steps // 10,
-        lr=1e-3,
+        # Two timescales (Heusel et al. 2017): the generated score learns 5x faster than the
+        # generator, so it keeps up with it.
+        g_optimizer=optax.adam(2e-4),
+        s_optimizer=optax.adam(1e-3),
         field_at="noised",  # the field at G(z) + σε, where the score networks were trained
+        ema=0.995,  # the returned generator averages its last few hundred iterates
         progress=False,
         p_mean=EDM_NOISE["p_mean"],
         p_std=EDM_NOISE["p_std"],
