@@ -14,8 +14,6 @@ on the sample sizes). Writes `digits.json`, `digits.md` and `digits.png` under `
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from _common import parse_args, timed_runs, write_report  # results/_common.py
 
 import gpm_sde
 from gpm_sde import data, metrics, nn, samplers, train
@@ -127,12 +126,7 @@ MODELS: dict[str, Callable[..., Any]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--model", action="append", choices=sorted(MODELS))
-    parser.add_argument("--fast", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("reports/results"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, MODELS, argv)
     settings = Settings.make(args.fast)
     train_x, _ = data.digits("train")
     test_x, test_y = data.digits("test")
@@ -141,13 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     frequencies = np.bincount(np.asarray(test_y), minlength=10) / test_y.shape[0]
     print(f"train-vs-test digits-FD {reference:.2f}", flush=True)
     rows, images = [], {}
-    key = jr.key(args.seed)
-    for name in args.model or list(MODELS):
-        start = time.perf_counter()
-        x, sample_time = MODELS[name](
-            jr.fold_in(key, list(MODELS).index(name)), settings, train_x, n
-        )
-        total = time.perf_counter() - start
+    for name, x, sample_time, total in timed_runs(MODELS, args, settings, train_x, n):
         x = jnp.clip(x, -1.0, 1.0)
         finite = bool(jnp.all(jnp.isfinite(x)))
         fd = float(metrics.digits_fd(x, test_x)) if finite else float("nan")
@@ -171,14 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             f"min class {coverage.min():.3f}  sampling {sample_time:.1f}s  total {total:.0f}s",
             flush=True,
         )
-    args.out.mkdir(parents=True, exist_ok=True)
     summary = {
         "reference_fd": reference,
         "test_class_frequencies": frequencies.tolist(),
         "fast": args.fast,
         "rows": rows,
     }
-    (args.out / "digits.json").write_text(json.dumps(summary, indent=2))
     lines = [
         f"Train-versus-test digits-FD: {reference:.2f}",
         "",
@@ -192,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['min_class_fraction']:.3f} | {'yes' if r['all_classes'] else 'no'} | "
             f"{r['sample_seconds']:.1f} | {r['seconds']:.0f} |"
         )
-    (args.out / "digits.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, "digits", summary, lines)
     _figure(args.out / "digits.png", np.asarray(test_x), images)
     return 0 if all(r["all_classes"] for r in rows) else 1
 

@@ -15,8 +15,6 @@ nearest mode centre. Writes `five_gaussians.json`, `five_gaussians.md` and
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from _common import parse_args, timed_runs, write_report  # results/_common.py
 
 import gpm_sde
 from gpm_sde import data, metrics, nn, samplers, train
@@ -259,12 +258,7 @@ MODELS: dict[str, Callable[..., Any]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--model", action="append", choices=sorted(MODELS))
-    parser.add_argument("--fast", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("reports/results"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, MODELS, argv)
     settings = Settings.make(args.fast)
     key = jr.key(args.seed)
     train_x = LAW.sample(jr.fold_in(key, 100), N_TRAIN)
@@ -278,11 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = mmd(held_a, held_b)
     rows, clouds = [], {}
     shared: dict[str, Any] = {}
-    for name in args.model or list(MODELS):
-        start = time.perf_counter()
-        model_key = jr.fold_in(key, list(MODELS).index(name))
-        x, sample_time = MODELS[name](model_key, settings, train_x, shared)
-        total = time.perf_counter() - start
+    for name, x, sample_time, total in timed_runs(MODELS, args, settings, train_x, shared):
         x = np.asarray(x)
         finite = bool(np.all(np.isfinite(x)))
         value = mmd(jnp.asarray(x), held_b) if finite else float("nan")
@@ -307,15 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{np.round(weights, 3)}  {total:.0f}s  {'PASS' if passed else 'FAIL'}",
             flush=True,
         )
-    args.out.mkdir(parents=True, exist_ok=True)
     summary = {"baseline_mmd": baseline, "n_eval": N_EVAL, "fast": args.fast, "rows": rows}
-    (args.out / "five_gaussians.json").write_text(json.dumps(summary, indent=2))
-    _write_markdown(args.out / "five_gaussians.md", summary)
+    write_report(args.out, "five_gaussians", summary, _table(summary))
     _figure(args.out / "five_gaussians.png", np.asarray(held_a), clouds)
     return 0 if all(r["passed"] for r in rows) else 1
 
 
-def _write_markdown(path: Path, summary: dict) -> None:
+def _table(summary: dict) -> list[str]:
     lines = [
         f"Held-out MMD (two samples of {summary['n_eval']}): {summary['baseline_mmd']:.4f}",
         "",
@@ -327,7 +315,7 @@ def _write_markdown(path: Path, summary: dict) -> None:
             f"| {r['model']} | {r['mmd']:.4f} | {r['ratio']:.2f} | {r['max_weight_error']:.3f} "
             f"| {r['seconds']:.0f} | {'PASS' if r['passed'] else 'FAIL'} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def _figure(path: Path, data_x: np.ndarray, clouds: dict[str, np.ndarray]) -> None:
