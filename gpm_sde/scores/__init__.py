@@ -5,7 +5,11 @@ A *pointwise score* is a callable `score(t, x)` on one point `x: (*event,)`; a *
 ([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore]) sees the whole cloud.
 """
 
-from .cloud import AbstractCloudScore as AbstractCloudScore
+from .cloud import (
+    AbstractCloudScore as AbstractCloudScore,
+    is_cloud_score as is_cloud_score,
+    on_cloud as on_cloud,
+)
 from .discriminator import DiscriminatorScoreDifference as DiscriminatorScoreDifference
 from .exact import (
     MixtureMarginalScore as MixtureMarginalScore,
