@@ -34,9 +34,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
-from tqdm.auto import tqdm
 
 from .. import processes
+from .._optional import progress_bar
 from ..data import five_gaussians
 from ..distributions import GaussianMixture
 from ..flows import diffflow
@@ -151,11 +151,11 @@ def _reverse_run(
     lam = _ScaledDiffusion(process, jnp.asarray(c))
     t1 = process.T - EPS
     saveat = diffrax.SaveAt(ts=jnp.asarray([t1 / 2, t1]))
-    sol = reverse_sde_sample(
+    out = reverse_sde_sample(
         process, score, key, settings.n, (2,), steps=settings.reverse_steps, lam=lam, saveat=saveat
     )
-    assert sol.ys is not None
-    return np.asarray(sol.ys[0]), np.asarray(sol.ys[1])
+    assert out.ys is not None
+    return np.asarray(out.ys[0]), np.asarray(out.x)
 
 
 def _mmd(x: np.ndarray, y: np.ndarray, bandwidths: Any) -> float:
@@ -306,7 +306,9 @@ def demo(out: Path, *, fast: bool = False, seed: int = 0, progress: bool = True)
         ("reverse λ-family", "λ = g", lambda k: _reverse_run(law, 1.0, settings, k)),
     ]
     runs = []
-    for i, (family, label, fn) in enumerate(tqdm(plan, desc="gpm-sde demo", disable=not progress)):
+    for i, (family, label, fn) in enumerate(
+        progress_bar(plan, desc="gpm-sde demo", disable=not progress)
+    ):
         start = time.perf_counter()
         mid, end = fn(jr.fold_in(key, i))
         runs.append(Run(family, label, mid, end, time.perf_counter() - start))

@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from .._optional import require
+
 TEST_FRACTION = 0.2
 """The fraction of each class put in the test split."""
 
@@ -25,13 +27,7 @@ to the train split."""
 
 @functools.cache
 def _load() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:  # pragma: no cover - a declared dependency
-        raise ImportError(
-            "`gpm_sde.data.digits` reads the digits bundled with scikit-learn; install it with "
-            "`pip install scikit-learn`."
-        ) from err
+    load_digits = require("sklearn.datasets", "`gpm_sde.data.digits`").load_digits
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.float64)  # pyright: ignore[reportAttributeAccessIssue]
     labels = np.asarray(bunch.target, dtype=np.int64)  # pyright: ignore[reportAttributeAccessIssue]

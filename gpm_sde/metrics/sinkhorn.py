@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import check_positive
+from .._optional import require
 from .mmd import _flatten_pair
 
 
@@ -59,17 +60,12 @@ def sinkhorn_divergence(
     **Returns:** the scalar $S_\varepsilon$. Jittable and differentiable (ott-jax's implicit
     differentiation).
     """
-    try:
-        with warnings.catch_warnings():
-            # ott-jax imports jaxopt, which warns on import that it is unmaintained; that
-            # warning is about ott-jax's dependency, not about this call.
-            warnings.filterwarnings("ignore", "JAXopt is no longer maintained", DeprecationWarning)
-            from ott.geometry import pointcloud
-            from ott.tools import sinkhorn_divergence as ott_sd
-    except ImportError as err:  # pragma: no cover - a declared dependency
-        raise ImportError(
-            "`sinkhorn_divergence` uses ott-jax; install it with `pip install ott-jax`."
-        ) from err
+    with warnings.catch_warnings():
+        # ott-jax imports jaxopt, which warns on import that it is unmaintained; that
+        # warning is about ott-jax's dependency, not about this call.
+        warnings.filterwarnings("ignore", "JAXopt is no longer maintained", DeprecationWarning)
+        pointcloud = require("ott.geometry.pointcloud", "`sinkhorn_divergence`")
+        ott_sd = require("ott.tools.sinkhorn_divergence", "`sinkhorn_divergence`")
     x2, y2 = _flatten_pair(x, y)
     if epsilon is not None:
         check_positive("epsilon", epsilon, fix="pass an entropic regularisation > 0, or None")

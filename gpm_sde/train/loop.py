@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Key, PRNGKeyArray
-from tqdm.auto import tqdm
 
+from .._optional import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint
 
 _S = TypeVar("_S")
@@ -42,7 +42,7 @@ class LoopOptions(TypedDict, total=False):
     - `checkpoint`: a file to save to (`str` or path-like), or `None` (the default).
     - `resume`: continue from `checkpoint` if it exists (default `False`).
     - `checkpoint_every`: save every this many steps (default `None`: at the end only).
-    - `progress`: show a tqdm progress bar (default `True`).
+    - `progress`: show a tqdm progress bar (default `True`; needs tqdm, the `cli` extra).
     - `chunk`: steps per jitted call (default 100).
     """
 
@@ -141,7 +141,7 @@ def run_loop(
     runner = _chunk_runner(step_fn, static)
     history: dict[str, list[np.ndarray]] = {}
     done, last_saved = start, start
-    bar = tqdm(total=steps, initial=start, desc=name, disable=not progress, leave=False)
+    bar = progress_bar(total=steps, initial=start, desc=name, disable=not progress, leave=False)
     try:
         while done < steps:
             n = min(chunk, steps - done)

@@ -1,0 +1,72 @@
+"""The light install: `import gpm_sde` needs only the JAX stack, and a feature whose optional
+package is missing says which extra to install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpm_sde._optional import progress_bar, require
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIONAL = ("sklearn", "ott", "jaxopt", "tqdm", "matplotlib", "scipy")
+
+
+def test_importing_the_library_imports_no_optional_package():
+    code = (
+        "import sys, gpm_sde, gpm_sde.metrics, gpm_sde.data, gpm_sde.train; "
+        f"print(sorted(m for m in {OPTIONAL!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "extra"), [("sklearn.datasets", "data"), ("ott.geometry.pointcloud", "ot")]
+)
+def test_a_missing_optional_package_names_its_extra(module, extra, monkeypatch):
+    monkeypatch.setitem(sys.modules, module.split(".")[0], None)  # import now fails
+    with pytest.raises(ImportError, match=rf'pip install "gpm_sde\[{extra}\]"'):
+        require(module, "this feature")
+
+
+def test_the_digits_and_sinkhorn_say_which_extra(monkeypatch):
+    import importlib
+
+    import jax.numpy as jnp
+
+    from gpm_sde.metrics import sinkhorn_divergence
+
+    digits = importlib.import_module("gpm_sde.data.digits")  # the module, not the function
+
+    digits._load.cache_clear()
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"gpm_sde\[data\]"):
+        digits._load()
+    digits._load.cache_clear()
+    monkeypatch.setitem(sys.modules, "ott", None)
+    monkeypatch.setitem(sys.modules, "ott.geometry", None)
+    monkeypatch.setitem(sys.modules, "ott.geometry.pointcloud", None)
+    with pytest.raises(ImportError, match=r"gpm_sde\[ot\]"):
+        sinkhorn_divergence(jnp.zeros((3, 2)), jnp.ones((3, 2)))
+
+
+def test_progress_bar_without_tqdm_warns_once_and_still_iterates(monkeypatch):
+    import gpm_sde._optional as optional
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    monkeypatch.setattr(optional, "_warned", False)
+    with pytest.warns(UserWarning, match="tqdm"):
+        assert list(progress_bar([1, 2, 3])) == [1, 2, 3]
+    bar = progress_bar(total=3)  # no second warning (pytest's `error` filters would raise)
+    bar.update(1)
+    bar.close()
+    assert list(progress_bar([4], disable=True)) == [4]
