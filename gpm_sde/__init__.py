@@ -29,7 +29,11 @@ from .flows import (
     particle_flow as particle_flow,
     score_gan_field as score_gan_field,
 )
-from .likelihood import bits_per_dim as bits_per_dim, log_likelihood as log_likelihood
+from .likelihood import (
+    bits_per_dim as bits_per_dim,
+    flow_log_likelihood as flow_log_likelihood,
+    log_likelihood as log_likelihood,
+)
 from .processes import (
     DDPM as DDPM,
     AbstractLinearProcess as AbstractLinearProcess,

@@ -32,6 +32,7 @@ _PAGES: dict[str, tuple[str, ...]] = {
         "diffflow-ends",
         "diffflow-spectrum",
         "kl-dissipation",
+        "diffflow-likelihood",
     ),
     "particle-models.md": ("score-gan-field", "discriminator-flow", "int-pm-ntk"),
     "gan-theory.md": ("optimal-discriminator", "fgan-tightness", "lsgan-pearson", "wgan-gp-w1"),

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_finite, check_positive
+from ..distributions import GaussianMixture
 from ..schedules import AbstractSchedule, Schedule, as_schedule
 
 
@@ -40,8 +41,8 @@ class GaussianDiffFlow(eqx.Module):
     \Sigma' = 2a\Sigma - \beta\big(S^{-1}\Sigma + \Sigma S^{-1}\big) + 2\beta I,$$
 
     for every $g$. The ODE is solved once with diffrax (Tsit5, tolerance `rtol`) with dense
-    output; `mean(s)`, `cov(s)` interpolate it, and `score(s, x)` $= -\Sigma_s^{-1}(x - \mu_s)$
-    is the exact generated score, a pointwise score for
+    output; `mean(s)`, `cov(s)` interpolate it, `law(s)` is $p_s$ itself, and `score(s, x)`
+    $= -\Sigma_s^{-1}(x - \mu_s)$ is the exact generated score, a pointwise score for
     [`diffflow`][gpm_sde.diffflow]. Build it with
     [`gaussian_diffflow`][gpm_sde.flows.gaussian_diffflow].
     """
@@ -56,6 +57,13 @@ class GaussianDiffFlow(eqx.Module):
         r"""$\Sigma_s$ (symmetrised)."""
         c = self.solution.evaluate(jnp.asarray(s))[1]  # pyright: ignore[reportIndexIssue]
         return 0.5 * (c + c.T)
+
+    def law(self, s: Float[ArrayLike, ""]) -> GaussianMixture:
+        r"""The law $p_s = \mathcal{N}(\mu_s, \Sigma_s)$ as a one-component
+        [`GaussianMixture`][gpm_sde.GaussianMixture]: its `log_prob` is the closed-form density
+        of the flow's particles at time $s$, its `sample` draws them."""
+        mean = self.mean(s)
+        return GaussianMixture(jnp.ones((1,), dtype=mean.dtype), mean[None], self.cov(s)[None])
 
     def __call__(self, s: Float[ArrayLike, ""], x: Float[Array, " d"]) -> Float[Array, " d"]:
         r"""The generated score $\nabla\log p_s(x) = -\Sigma_s^{-1}(x - \mu_s)$."""
