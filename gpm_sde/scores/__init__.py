@@ -5,6 +5,21 @@ A *pointwise score* is a callable `score(t, x)` on one point `x: (*event,)`; a *
 ([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore]) sees the whole cloud.
 """
 
+from ._adapters import (
+    BatchedScore as BatchedScore,
+    DiscreteEpsModel as DiscreteEpsModel,
+    DiscreteVPScore as DiscreteVPScore,
+    PredictionScore as PredictionScore,
+    from_batched as from_batched,
+    from_denoiser as from_denoiser,
+    from_eps as from_eps,
+    from_eps_discrete as from_eps_discrete,
+    from_v as from_v,
+    from_v_discrete as from_v_discrete,
+    from_x0 as from_x0,
+    from_x0_discrete as from_x0_discrete,
+    vp_score_from_discrete as vp_score_from_discrete,
+)
 from .cloud import (
     AbstractCloudScore as AbstractCloudScore,
     is_cloud_score as is_cloud_score,
