@@ -30,7 +30,7 @@ def diffflow(
     g: Schedule,
     f: AbstractDrift | Schedule | None = None,
 ) -> SDE:
-    r"""The DiffFlow SDE in generation time $s$ (DESIGN §1; Zhang et al. 2023, eq. 9–10):
+    r"""The DiffFlow SDE in generation time $s$ (Zhang et al. 2023, eq. 9–10):
 
     $$dx = \Big[f(s, x) + \beta(s)\,\nabla\log q_{\sigma(s)}(x)
     - \big(\beta(s) - \tfrac12 g(s)^2\big)\nabla\log p_s(x)\Big]\,ds + g(s)\,dW_s .$$
@@ -45,7 +45,7 @@ def diffflow(
     **Arguments:**
 
     - `real_score`: the annealed data score `(s, x) -> ∇log q_{σ(s)}(x)`, pointwise (e.g.
-      [`AnnealedScore`][gpm_sde.scores.AnnealedScore]).
+      [`AnnealedScore`][gpm_sde.scores.AnnealedScore]) or a cloud score.
     - `gen_score`: the score of the particles' own law $p_s$: pointwise `(s, x)`, or a cloud
       score such as [`KernelScore`][gpm_sde.scores.KernelScore].
     - `beta`: $\beta(s) \ge 0$; `g`: $g(s) \ge 0$ (floats or callables of $s$).
@@ -55,9 +55,9 @@ def diffflow(
     _check_nonnegative("beta", beta)
     _check_nonnegative("g", g)
     beta_s, g_s = as_schedule(beta), as_schedule(g)
-    drift: AbstractDrift = ScoreDrift(beta_s, real_score) + ScoreDrift(
-        -(beta_s - 0.5 * g_s**2), gen_score
-    )
+    drift: AbstractDrift = ScoreDrift(
+        beta_s, real_score, "`real_score` of `diffflow`"
+    ) + ScoreDrift(-(beta_s - 0.5 * g_s**2), gen_score, "`gen_score` of `diffflow`")
     extra = _as_drift(f)
     if extra is not None:
         drift = extra + drift
@@ -94,7 +94,7 @@ def langevin_flow(
     """
     _check_nonnegative("beta", beta)
     beta_s = as_schedule(beta)
-    drift: AbstractDrift = ScoreDrift(beta_s, real_score)
+    drift: AbstractDrift = ScoreDrift(beta_s, real_score, "`real_score` of `langevin_flow`")
     extra = _as_drift(f)
     if extra is not None:
         drift = extra + drift

@@ -12,14 +12,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ..schedules import AbstractSchedule, Schedule, as_schedule
-from ..scores import AbstractCloudScore
+from ..scores import on_cloud
 from ..sde import SDE, AbstractDrift
-
-
-def _apply_score(score: Callable[..., Any], arg: Any, y: Array) -> Array:
-    if isinstance(score, AbstractCloudScore):
-        return score(arg, y)
-    return jax.vmap(score, in_axes=(None, 0))(arg, y)
 
 
 class ScoreGANField(AbstractDrift):
@@ -29,10 +23,11 @@ class ScoreGANField(AbstractDrift):
     $$\nabla h_{\rho_s}(x) = \alpha(s)\,\nabla\log(q * k_{\sigma(s)})(x)
     - \beta(s)\,\nabla\log(\rho_s * k_{\sigma(s)})(x).$$
 
-    Both scores are $\sigma$-conditioned: `real(sigma, x)` pointwise, and `gen(sigma, x)`
-    pointwise (e.g. a network trained by denoising score matching on generated samples) or a
-    cloud score called as `gen(sigma, y)` (e.g. `KernelScore(bandwidth=σ)`, which is exactly
-    $\nabla\log(\rho_s * k_\sigma)$ of the cloud).
+    Both scores are $\sigma$-conditioned and evaluated with
+    [`on_cloud`][gpm_sde.scores.on_cloud]: `real(sigma, x)` and `gen(sigma, x)` pointwise
+    (e.g. a network trained by denoising score matching on generated samples), or a cloud
+    score called as `gen(sigma, y)` on the whole cloud (e.g. `KernelScore(bandwidth=σ)`, which
+    is exactly $\nabla\log(\rho_s * k_\sigma)$ of the cloud).
     """
 
     real: Callable[..., Any]
@@ -43,8 +38,8 @@ class ScoreGANField(AbstractDrift):
 
     def __call__(self, s, y, args=None):
         sigma = self.sigma(s)
-        real = _apply_score(self.real, sigma, y)
-        gen = _apply_score(self.gen, sigma, y)
+        real = on_cloud(self.real, sigma, y)
+        gen = on_cloud(self.gen, sigma, y)
         out = jnp.asarray(self.alpha(s), y.dtype) * real - jnp.asarray(self.beta(s), y.dtype) * gen
         return out.astype(y.dtype)
 

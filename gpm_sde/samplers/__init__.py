@@ -17,10 +17,13 @@ are at hand (`sol.ys[i]` at generation time `sol.ts[i]`); every other sampler re
 cloud `(N, *event)`.
 
 **Conventions.** Scores and noise models are **pointwise**, on one point `x: (*event,)`, and
-lifted to the cloud with `jax.vmap` (DESIGN §3): `score(t, x)` in diffusion time for a
-process, `score(sigma, x)` for annealed Langevin, `eps_model(n, x)` with a 1-based DDPM step
-`n`. Every sampler works on any event shape, is jittable (with the integer step counts static)
-and takes an explicit PRNG key.
+lifted to the cloud with `jax.vmap` by [`on_cloud`][gpm_sde.scores.on_cloud]: `score(t, x)`
+in diffusion time for a process, `score(sigma, x)` for annealed Langevin, `eps_model(n, x)`
+with a 1-based DDPM step `n`. A cloud score
+([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore], e.g. a mean-field
+[`KernelScore`][gpm_sde.scores.KernelScore]) is accepted wherever a score is, and is called
+on the whole cloud. Every sampler works on any event shape, is jittable (with the integer step
+counts static) and takes an explicit PRNG key.
 """
 
 from .ddim import ddim as ddim

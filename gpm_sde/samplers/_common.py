@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import jax
 import numpy as np
-from jaxtyping import Array
 
 from .._checks import _as_numpy, check_finite, is_concrete
 from ..processes import AbstractLinearProcess
@@ -59,8 +56,3 @@ def check_cloud(name: str, x: Any) -> None:
             f"`process.prior.sample(key, n, event_shape)`."
         )
     check_finite(name, x, fix="start from a finite cloud")
-
-
-def on_cloud(fn: Callable[..., Any], t: Any, x: Array) -> Array:
-    """Lift a pointwise `fn(t, x)` to the cloud `x: (N, *event)`, one `t` for all points."""
-    return jax.vmap(fn, in_axes=(None, 0))(t, x)

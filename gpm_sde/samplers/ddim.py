@@ -14,7 +14,8 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import check_positive
 from ..processes import DDPM
-from ._common import check_callable, check_cloud, check_int, on_cloud
+from ..scores import on_cloud
+from ._common import check_callable, check_cloud, check_int
 from .ddpm import check_ddpm
 
 

@@ -14,7 +14,8 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..distributions import GaussianMixture
 from ..processes import DDPM
-from ._common import check_callable, check_cloud, on_cloud
+from ..scores import on_cloud
+from ._common import check_callable, check_cloud
 
 
 def check_ddpm(ddpm: Any) -> None:

@@ -13,12 +13,18 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import _as_numpy, check_float_array, check_positive, is_concrete
 from ..schedules import AbstractSchedule, Schedule, as_schedule
+from ..scores import AnnealedScore
 from ..sde import SDE, ScalarDiffusion, ScoreDrift
 from ..solve import simulate
 from ._common import check_callable, check_cloud, check_int
 
 
-def langevin_sde(score: Callable[..., Any], step_scale: Schedule = 1.0) -> SDE:
+def langevin_sde(
+    score: Callable[..., Any],
+    step_scale: Schedule = 1.0,
+    *,
+    label: str = "`score` of `langevin_sde`",
+) -> SDE:
     r"""Overdamped Langevin dynamics of the law $p_s$, time-changed by $c(s) \ge 0$:
 
     $$dx = c(s)\,\nabla\log p_s(x)\,ds + \sqrt{2 c(s)}\,dW_s .$$
@@ -30,15 +36,17 @@ def langevin_sde(score: Callable[..., Any], step_scale: Schedule = 1.0) -> SDE:
 
     **Arguments:**
 
-    - `score`: a pointwise score `(s, x) -> ∇log p_s(x)` in the SDE's own time $s$ (a
-      time-independent score ignores `s`).
+    - `score`: a score `(s, x) -> ∇log p_s(x)` in the SDE's own time $s$ (a
+      time-independent score ignores `s`): pointwise on one point, or a cloud score (called
+      on the whole cloud).
     - `step_scale`: the time change $c(s)$, a float or callable; `1` is plain Langevin.
+    - `label`: how error messages name `score`.
 
     **Returns:** an [`SDE`][gpm_sde.SDE]; run it with [`simulate`][gpm_sde.simulate].
     """
     check_callable("score", score, "(s, x) -> ∇log p_s(x)")
     c = as_schedule(step_scale)
-    return SDE(ScoreDrift(c, score), ScalarDiffusion((2.0 * c) ** 0.5))
+    return SDE(ScoreDrift(c, score, label), ScalarDiffusion((2.0 * c) ** 0.5))
 
 
 def geometric_sigmas(
@@ -80,16 +88,6 @@ class _AnnealedSchedule(AbstractSchedule):
         return 0.5 * self.eps * sigma**2 / self.sigmas[-1] ** 2
 
 
-class _SigmaConditionedScore(eqx.Module):
-    """`(s, x) -> score(sigma(s), x)`: a σ-conditioned score seen in the step counter $s$."""
-
-    score: Callable[..., Any]
-    sigma: _AnnealedSchedule
-
-    def __call__(self, s, x):
-        return self.score(self.sigma(s), x)
-
-
 def annealed_langevin(
     score: Callable[..., Any],
     sigmas: Float[ArrayLike, " L"],
@@ -119,7 +117,8 @@ def annealed_langevin(
 
     **Arguments:**
 
-    - `score`: the σ-conditioned pointwise score `score(sigma, x) -> ∇log q_σ(x)` on one point.
+    - `score`: the σ-conditioned score `score(sigma, x) -> ∇log q_σ(x)`, pointwise on one
+      point or a cloud score (called on the whole cloud).
     - `sigmas`: `(L,)` decreasing noise levels, e.g.
       [`geometric_sigmas`][gpm_sde.samplers.geometric_sigmas]`(sigma_max, 0.01, 10)`. The
       samples approximate $q_{\sigma_L}$: choose $\sigma_L$ small against the scale you
@@ -149,7 +148,9 @@ def annealed_langevin(
     eps_arr = jnp.asarray(eps, dtype=dtype)
     sigma_s = _AnnealedSchedule(sig, eps_arr, int(steps_per_level), "sigma")
     half_step = _AnnealedSchedule(sig, eps_arr, int(steps_per_level), "half_step")
-    sde = langevin_sde(_SigmaConditionedScore(score, sigma_s), half_step)
+    sde = langevin_sde(
+        AnnealedScore(score, sigma_s), half_step, label="`score` of `annealed_langevin`"
+    )
     total = int(sig.shape[0]) * int(steps_per_level)
     sol = simulate(sde, x0, key, t1=float(total), steps=total, solver=diffrax.Euler())
     assert sol.ys is not None

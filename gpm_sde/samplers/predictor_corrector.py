@@ -12,8 +12,9 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import check_positive
 from ..processes import AbstractLinearProcess
+from ..scores import check_score, on_cloud
 from ..sde import reverse
-from ._common import check_callable, check_cloud, check_end_time, check_int, check_process, on_cloud
+from ._common import check_callable, check_cloud, check_end_time, check_int, check_process
 
 PREDICTORS = ("reverse_diffusion", "euler_maruyama")
 
@@ -68,8 +69,8 @@ def predictor_corrector(
 
     **Arguments:**
 
-    - `process`: the forward process; `score`: its pointwise score `score(t, x)` in diffusion
-      time.
+    - `process`: the forward process; `score`: its score `score(t, x)` in diffusion time,
+      pointwise on one point or a cloud score (called on the whole cloud).
     - `key`: PRNG key; step $k$ splits `jax.random.fold_in(key, k)` into the predictor's key
       and the corrector's, whose $j$-th step uses `fold_in(corrector_key, j)`.
     - `x_T`: the initial cloud `(n, *event)`, drawn from `process.prior`.
@@ -95,7 +96,8 @@ def predictor_corrector(
     dtype = x_T.dtype
     T = process.T
     ts = jnp.linspace(T, float(eps), steps + 1, dtype=dtype)
-    rev = reverse(process, score)
+    check_score(score, ts[0], x_T, name="`score` of `predictor_corrector`")
+    rev = reverse(process, score, label="`score` of `predictor_corrector`")
     snr_arr = jnp.asarray(snr, dtype=dtype)
 
     def corrector(t, alpha_k, k_corr, x):

@@ -44,8 +44,8 @@ def reverse_sde_sample(
 
     **Arguments:**
 
-    - `process`: the forward process; `score`: its pointwise score `score(t, x)` in diffusion
-      time, on one point `x: event_shape`.
+    - `process`: the forward process; `score`: its score `score(t, x)` in diffusion time,
+      pointwise on one point `x: event_shape`, or a cloud score (called on the whole cloud).
     - `key`: split into the prior draw and the Brownian motion.
     - `n`: the number of points; `event_shape`: the shape of one point, e.g. `(2,)`.
     - `steps`: the number of solver steps.
@@ -65,7 +65,7 @@ def reverse_sde_sample(
     check_end_time(process, eps)
     k_prior, k_noise = jr.split(key)
     y0 = process.prior.sample(k_prior, int(n), tuple(event_shape))
-    sde = reverse(process, score, lam)
+    sde = reverse(process, score, lam, label="`score` of `reverse_sde_sample`")
     t1 = process.T - float(eps)
     return simulate(sde, y0, k_noise, t1=t1, steps=steps, solver=solver, saveat=saveat)
 
@@ -104,6 +104,6 @@ def probability_flow_sample(
     check_int("steps", steps, 1, "the number of solver steps")
     check_end_time(process, eps)
     y0 = process.prior.sample(key, int(n), tuple(event_shape))
-    sde = probability_flow(process, score)
+    sde = probability_flow(process, score, label="`score` of `probability_flow_sample`")
     t1 = process.T - float(eps)
     return simulate(sde, y0, None, t1=t1, steps=steps, solver=solver, saveat=saveat)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._checks import check_float_array
 from ..processes import AbstractLinearProcess
+from ..scores import check_score, on_cloud
 from ._common import check_callable, check_end_time, check_process
 
 
@@ -33,7 +33,8 @@ def tweedie_denoise(
 
     **Arguments:**
 
-    - `process`: the forward process; `score`: its pointwise score `score(t, x)`.
+    - `process`: the forward process; `score`: its score `score(t, x)`, pointwise on one point
+      or a cloud score (called on the whole cloud).
     - `t`: the diffusion time of the cloud (the sampler's `eps`), in $[0, T)$; at $t = 0$
       with $\sigma(0) = 0$ the map is the identity.
     - `y`: the cloud `(n, *event)`.
@@ -49,5 +50,6 @@ def tweedie_denoise(
         raise ValueError(f"`y` must be a cloud `(n, *event)`, got shape {y.shape}.")
     t_arr = jnp.asarray(t, y.dtype)
     alpha, sigma = process.alpha(t_arr), process.sigma(t_arr)
-    scores = jax.vmap(score, in_axes=(None, 0))(t_arr, y)
+    check_score(score, t_arr, y, name="`score` of `tweedie_denoise`")
+    scores = on_cloud(score, t_arr, y)
     return ((y + sigma**2 * scores) / alpha).astype(y.dtype)

@@ -22,6 +22,8 @@ from ._adapters import (
 )
 from .cloud import (
     AbstractCloudScore as AbstractCloudScore,
+    AbstractTimeChangedScore as AbstractTimeChangedScore,
+    check_score as check_score,
     is_cloud_score as is_cloud_score,
     on_cloud as on_cloud,
 )

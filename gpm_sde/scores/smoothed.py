@@ -10,6 +10,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ..distributions import GaussianMixture
 from ..schedules import AbstractSchedule, Schedule, as_schedule
+from .cloud import AbstractTimeChangedScore
 
 
 class SmoothedMixtureScore(eqx.Module):
@@ -23,15 +24,18 @@ class SmoothedMixtureScore(eqx.Module):
         return self.law.convolve(sigma).score(x)
 
 
-class AnnealedScore(eqx.Module):
+class AnnealedScore(AbstractTimeChangedScore):
     r"""A $\sigma$-conditioned score annealed by a schedule: `(s, x) -> score(σ(s), x)`, the
     real-data score $\nabla\log q_{\sigma(s)}$ of DiffFlow (Zhang et al. 2023, eq. 9).
 
+    A cloud score stays a cloud score (see
+    [`AbstractTimeChangedScore`][gpm_sde.scores.AbstractTimeChangedScore]).
+
     **Arguments:**
 
-    - `score`: a $\sigma$-conditioned pointwise score `score(sigma, x)` — e.g.
+    - `score`: a $\sigma$-conditioned score `score(sigma, x)`, pointwise — e.g.
       [`SmoothedMixtureScore`][gpm_sde.scores.SmoothedMixtureScore] or a network conditioned on
-      $\sigma$.
+      $\sigma$ — or a cloud score.
     - `sigma`: the schedule $\sigma(s) \ge 0$ (float or callable).
     """
 
@@ -42,7 +46,6 @@ class AnnealedScore(eqx.Module):
         self.score = score
         self.sigma = as_schedule(sigma)
 
-    def __call__(
-        self, s: Float[ArrayLike, ""], x: Float[Array, "*event"]
-    ) -> Float[Array, "*event"]:
-        return self.score(self.sigma(s), x)
+    def time(self, s: Float[ArrayLike, ""]) -> Float[ArrayLike, ""]:
+        r"""The noise level $\sigma(s)$ handed to the wrapped score."""
+        return self.sigma(s)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ..schedules import AbstractSchedule, Schedule, as_schedule
-from ..scores import AbstractCloudScore
+from ..scores import check_score, on_cloud
 
 Cloud = Float[Array, " n *event"]
 
@@ -62,35 +62,54 @@ class LinearDrift(AbstractDrift):
 class ScoreDrift(AbstractDrift):
     r"""$b(s, y_i) = w(s)\, \nabla \log p_s(y_i)$ for every particle $y_i$ of the cloud.
 
-    A pointwise score `score(s, x)` (one point `x: (*event,)`) is lifted to the cloud with
-    `jax.vmap` over the particle axis; a cloud score
-    ([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore], e.g. the mean-field
-    [`KernelScore`][gpm_sde.scores.KernelScore]) is called on the whole cloud.
+    The score is evaluated with [`on_cloud`][gpm_sde.scores.on_cloud]: a pointwise score
+    `score(s, x)` (one point `x: (*event,)`) is lifted to the cloud with `jax.vmap` over the
+    particle axis; a cloud score ([`is_cloud_score`][gpm_sde.scores.is_cloud_score], e.g. the
+    mean-field [`KernelScore`][gpm_sde.scores.KernelScore], or a time change of one) is
+    called on the whole cloud. The result is cast to the cloud's dtype.
+
+    [`check`][gpm_sde.sde.ScoreDrift.check] verifies the score's output shape and dtype from
+    shapes alone; [`simulate`][gpm_sde.simulate] calls it once per solve.
 
     **Arguments:**
 
     - `weight`: the schedule $w(s)$ (float or callable).
     - `score`: a pointwise score `(s, x) -> ∇log p_s(x)` in generation time, or a cloud score.
+    - `label`: how error messages name the score, e.g. ``"`score` of `reverse`"`` (the
+      transforms set it to their own argument).
     """
 
     weight: AbstractSchedule
     score: Callable[..., Any]
+    label: str = eqx.field(static=True)
 
-    def __init__(self, weight: Schedule, score: Callable[..., Any]):
+    def __init__(
+        self, weight: Schedule, score: Callable[..., Any], label: str = "`score` of `ScoreDrift`"
+    ):
         if not callable(score):
             raise TypeError(
-                f"`score` must be a callable `(s, x) -> ∇log p_s(x)` on one point, got "
-                f"{type(score).__name__}."
+                f"{label} must be a pointwise score `(s, x) -> ∇log p_s(x)` on one point or a "
+                f"cloud score (`gpm_sde.scores.AbstractCloudScore`), got {type(score).__name__}."
             )
         self.weight = as_schedule(weight)
         self.score = score
+        self.label = label
 
     def __call__(self, s, y, args=None):
-        if isinstance(self.score, AbstractCloudScore):
-            scores = self.score(s, y)
-        else:
-            scores = jax.vmap(self.score, in_axes=(None, 0))(s, y)
+        scores = on_cloud(self.score, s, y)
         return (jnp.asarray(self.weight(s), dtype=y.dtype) * scores).astype(y.dtype)
+
+    def check(
+        self,
+        s: Float[ArrayLike, ""] | jax.ShapeDtypeStruct,
+        y: Cloud | jax.ShapeDtypeStruct,
+    ) -> None:
+        """Raise a `ValueError`/`TypeError` naming this term's score (its `label`) unless the
+        score maps the cloud `y` to the expected shape: `event` on one point for a pointwise
+        score, the cloud's `(N, *event)` for a cloud score (see
+        [`check_score`][gpm_sde.scores.check_score]). Shapes only (`jax.eval_shape`): nothing
+        is computed, and it works under `jax.jit`."""
+        check_score(self.score, s, y, name=self.label)
 
 
 class SumDrift(AbstractDrift):

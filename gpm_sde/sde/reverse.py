@@ -16,7 +16,11 @@ from .sde import SDE
 
 
 def reverse(
-    process: AbstractLinearProcess, score: Callable[..., Any], lam: Schedule | None = None
+    process: AbstractLinearProcess,
+    score: Callable[..., Any],
+    lam: Schedule | None = None,
+    *,
+    label: str = "`score` of `reverse`",
 ) -> SDE:
     r"""The reverse-time SDE family of `process`, in generation time $s = T - t$:
 
@@ -24,7 +28,7 @@ def reverse(
     \nabla\log p_{T-s}(Y_s)\Big]\,ds + \lambda(s)\,dW_s .$$
 
     For every $\lambda \ge 0$, $Y_s$ has the law $p_{T-s}$ of the forward process at $t = T - s$
-    (DESIGN §1; Anderson 1982; Song et al. 2021, eq. 6 for $\lambda = g$ and eq. 13 for
+    (Anderson 1982; Song et al. 2021, eq. 6 for $\lambda = g$ and eq. 13 for
     $\lambda = 0$; Zhang & Chen 2021 for the family). Run it from the prior at $s = 0$ to
     $s = T$ (or $T - \epsilon$) with [`simulate`][gpm_sde.simulate]: increasing time, as
     diffrax's stochastic solvers require.
@@ -32,12 +36,29 @@ def reverse(
     **Arguments:**
 
     - `process`: the forward process (provides $f$, $g$ and $T$).
-    - `score`: the pointwise score `score(t, x)` of $p_t$ in **diffusion** time $t$, on one point.
+    - `score`: the score of $p_t$ in **diffusion** time $t$: pointwise, `score(t, x)` on one
+      point, or a cloud score ([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore], e.g.
+      [`KernelScore`][gpm_sde.scores.KernelScore]), which keeps acting on the whole cloud. It
+      is wrapped in a [`TimeReversedScore`][gpm_sde.scores.TimeReversedScore].
     - `lam`: $\lambda(s)$, a float or callable of **generation** time $s$; `None` means
       $\lambda(s) = g(T - s)$ (the reverse SDE); `0` gives the probability-flow ODE (no
       diffusion term).
+    - `label`: how error messages name `score`; the samplers built on `reverse` pass their
+      own name.
 
-    **Returns:** an [`SDE`][gpm_sde.SDE] in generation time.
+    **Returns:** an [`SDE`][gpm_sde.SDE] in generation time. [`simulate`][gpm_sde.simulate]
+    checks, once per solve, that `score` returns the expected shape (see
+    [`SDE.check_scores`][gpm_sde.sde.SDE.check_scores]).
+
+    **Time resolution.** The score receives $t = T - s$ computed in the dtype of the solver's
+    time $s$. [`simulate`][gpm_sde.simulate] carries time in float64 when `jax_enable_x64` is
+    on (whatever the cloud's dtype), so the score sees $t$ to float64 round-off: within
+    $\operatorname{ulp}(T)/2 = 8.9\times10^{-16}$ at $T = 10$, e.g. $t = 10^{-5}$ to
+    $10^{-10}$ relative. With x64 off, times are float32 and near $s = T$ the score sees $t$
+    only to within $\operatorname{ulp}(T)/2$: $T - (T - 10^{-5})$ is $9.54\times10^{-6}$ at
+    $T = 10$ (4.6 % off), and $t$ values closer than $\operatorname{ulp}(T)$
+    ($9.5\times10^{-7}$ at $T = 10$, $1.2\times10^{-7}$ at $T = 1$) cannot be told apart.
+    Enable x64 (`jax.config.update("jax_enable_x64", True)`) for exact times.
     """
     if not isinstance(process, AbstractLinearProcess):
         raise TypeError(
@@ -45,8 +66,8 @@ def reverse(
         )
     if not callable(score):
         raise TypeError(
-            f"`score` must be a callable `(t, x) -> ∇log p_t(x)` on one point, got "
-            f"{type(score).__name__}."
+            f"`score` must be a callable `(t, x) -> ∇log p_t(x)` on one point, or a cloud "
+            f"score (`gpm_sde.scores.AbstractCloudScore`), got {type(score).__name__}."
         )
     T = process.T
     f_rev = ReversedSchedule(Function(process.drift_coeff), T)
@@ -61,11 +82,16 @@ def reverse(
             check_positive("lam", lam_s.value, strict=False, fix="λ is a noise scale")
         weight = 0.5 * (g2_rev + lam_s**2)
         diffusion = None if is_literal_zero(lam) else ScalarDiffusion(lam_s)
-    drift = LinearDrift(-f_rev) + ScoreDrift(weight, rev_score)
+    drift = LinearDrift(-f_rev) + ScoreDrift(weight, rev_score, label)
     return SDE(drift, diffusion)
 
 
-def probability_flow(process: AbstractLinearProcess, score: Callable[..., Any]) -> SDE:
+def probability_flow(
+    process: AbstractLinearProcess,
+    score: Callable[..., Any],
+    *,
+    label: str = "`score` of `probability_flow`",
+) -> SDE:
     r"""The probability-flow ODE of `process` in generation time $s = T - t$,
 
     $$\frac{dY_s}{ds} = -f(T-s)\,Y_s + \tfrac12 g(T-s)^2\,\nabla\log p_{T-s}(Y_s),$$
@@ -76,6 +102,8 @@ def probability_flow(process: AbstractLinearProcess, score: Callable[..., Any]) 
     **Arguments:**
 
     - `process`: the forward process.
-    - `score`: the pointwise score `score(t, x)` in diffusion time.
+    - `score`: the score `score(t, x)` in diffusion time, pointwise or a cloud score (as in
+      [`reverse`][gpm_sde.reverse], whose time resolution it shares).
+    - `label`: how error messages name `score`.
     """
-    return reverse(process, score, lam=0.0)
+    return reverse(process, score, lam=0.0, label=label)

@@ -22,14 +22,15 @@ def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule)
 
     has the same marginals for every $\lambda \ge 0$: both Fokker–Planck right-hand sides equal
     $-\nabla\cdot(p\,b) + \tfrac12 g^2\Delta p$, because $\nabla\cdot(p\nabla\log p) = \Delta p$
-    (DESIGN §1; Song et al. 2021, appendix D.1; Zhang et al. 2023, §3).
+    (Song et al. 2021, appendix D.1; Zhang et al. 2023, §3).
 
     **Arguments:**
 
     - `sde`: an [`SDE`][gpm_sde.SDE] with isotropic state-independent noise
       ([`ScalarDiffusion`][gpm_sde.ScalarDiffusion]) or none.
-    - `gen_score`: the pointwise score `(s, x) -> ∇log p_s(x)` of the law of `sde` itself, in
-      its own (generation) time $s$.
+    - `gen_score`: the score `(s, x) -> ∇log p_s(x)` of the law of `sde` itself, in its own
+      (generation) time $s$: pointwise on one point, or a cloud score such as
+      [`KernelScore`][gpm_sde.scores.KernelScore], called on the whole cloud.
     - `diffusion`: the new noise scale $\lambda(s)$, a float or callable; `0` gives an ODE.
     """
     if not isinstance(sde, SDE):
@@ -46,11 +47,13 @@ def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule)
         )
     if not callable(gen_score):
         raise TypeError(
-            f"`gen_score` must be a callable `(s, x) -> ∇log p_s(x)` on one point, got "
-            f"{type(gen_score).__name__}."
+            f"`gen_score` must be a callable `(s, x) -> ∇log p_s(x)` on one point, or a cloud "
+            f"score (`gpm_sde.scores.AbstractCloudScore`), got {type(gen_score).__name__}."
         )
     lam = as_schedule(diffusion)
     if isinstance(lam, Constant) and is_concrete(lam.value):
         check_positive("diffusion", lam.value, strict=False, fix="λ is a noise scale")
-    drift = sde.drift + ScoreDrift(0.5 * (lam**2 - g2), gen_score)
+    drift = sde.drift + ScoreDrift(
+        0.5 * (lam**2 - g2), gen_score, "`gen_score` of `reweight_noise`"
+    )
     return SDE(drift, None if is_literal_zero(diffusion) else ScalarDiffusion(lam))

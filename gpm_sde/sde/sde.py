@@ -7,10 +7,12 @@ from typing import Any
 
 import diffrax
 import equinox as eqx
+import jax
 import lineax as lx
+from jaxtyping import Array, ArrayLike, Float
 
 from .diffusion import AbstractDiffusion
-from .drift import AbstractDrift, FunctionDrift
+from .drift import AbstractDrift, FunctionDrift, ScoreDrift
 
 
 class _FunctionDiffusion(AbstractDiffusion):
@@ -34,7 +36,7 @@ class SDE(eqx.Module):
 
     $$dy = b(s, y)\, ds + G(s, y) \odot dW_s,$$
 
-    with a diagonal diffusion $G$ (DESIGN §2). `diffusion=None` is an ODE (a flow).
+    with a diagonal diffusion $G$. `diffusion=None` is an ODE (a flow).
 
     **Arguments:**
 
@@ -75,6 +77,32 @@ class SDE(eqx.Module):
     def is_ode(self) -> bool:
         """True when there is no diffusion term (`diffusion=None`)."""
         return self.diffusion is None
+
+    def check_scores(
+        self,
+        s: Float[ArrayLike, ""] | jax.ShapeDtypeStruct,
+        y: Float[Array, " n *event"] | jax.ShapeDtypeStruct,
+    ) -> None:
+        """Check every [`ScoreDrift`][gpm_sde.ScoreDrift] term of the drift (found anywhere in
+        its pytree: in sums, scalings, or a module of your own) against the cloud `y`: each score
+        must return the cloud's shape `(N, *event)` (a cloud score) or `event` on one point (a
+        pointwise score), as a real floating array. Raise a `ValueError`/`TypeError` that names
+        the score (e.g. ``"`score` of `reverse`"``) and says what to pass otherwise.
+
+        Shapes only (`jax.eval_shape`): nothing is computed, so it is cheap and works under
+        `jax.jit`. [`simulate`][gpm_sde.simulate] calls it once per solve, with `s` of its time
+        dtype; call it yourself before handing [`terms`][gpm_sde.sde.SDE.terms] to your own
+        `diffrax.diffeqsolve`.
+
+        **Arguments:**
+
+        - `s`: a time of the dtype the solver passes (its value is not used).
+        - `y`: the initial cloud `(N, *event)`, or a `jax.ShapeDtypeStruct` of it.
+        """
+        leaves = jax.tree_util.tree_leaves(self.drift, is_leaf=lambda x: isinstance(x, ScoreDrift))
+        for leaf in leaves:
+            if isinstance(leaf, ScoreDrift):
+                leaf.check(s, y)
 
     def terms(self, brownian: diffrax.AbstractPath | None = None) -> diffrax.AbstractTerm:
         r"""The diffrax terms of this SDE: `MultiTerm(ODETerm(b), ControlTerm(G, W))`, with $G$ a

@@ -68,8 +68,10 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
             )
         self.shape = shape
         self.key = jr.fold_in(key, _PATH_TAG)  # the path's own stream (see above)
-        self.t0 = jnp.asarray(t0, dtype=shape.dtype)
-        self.t1 = jnp.asarray(t1, dtype=shape.dtype)
+        # The grid's times in the widest float (float64 with x64), as `simulate` carries them:
+        # the step index of a time is then exact; the increments have the noise's dtype.
+        self.t0 = jnp.asarray(t0, dtype=jnp.result_type(float))
+        self.t1 = jnp.asarray(t1, dtype=jnp.result_type(float))
         self.steps = steps
         self.levy_area = levy_area
 
@@ -105,7 +107,7 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
                 "GridBrownianPath gives increments over grid steps only, not point values "
                 "W(t); use diffrax.VirtualBrownianTree when a solver needs W(t)."
             )
-        t0 = jax.lax.stop_gradient(jnp.asarray(t0, dtype=self.shape.dtype))
-        t1 = jax.lax.stop_gradient(jnp.asarray(t1, dtype=self.shape.dtype))
+        t0 = jax.lax.stop_gradient(jnp.asarray(t0, dtype=self.t0.dtype))
+        t1 = jax.lax.stop_gradient(jnp.asarray(t1, dtype=self.t0.dtype))
         out = self.increment(self.step_index(t0), t1 - t0)
         return out if use_levy else out.W

@@ -198,6 +198,16 @@ def _on_auto_axes(y0: Array) -> tuple[Array, Callable[[PyTree], PyTree] | None]:
     return jax.device_put(y0, NamedSharding(auto, sharding.spec)), restore
 
 
+def _in_cloud_dtype(sol: diffrax.Solution, dtype) -> diffrax.Solution:
+    """The saved values in the cloud's `dtype` where the solve promoted them to the wider
+    dtype of the times (a float32 cloud with float64 times)."""
+    wide = jnp.result_type(dtype, jnp.result_type(float))
+    if sol.ys is None or wide == dtype:
+        return sol
+    ys = jax.tree_util.tree_map(lambda a: a.astype(dtype) if a.dtype == wide else a, sol.ys)
+    return eqx.tree_at(lambda s: s.ys, sol, ys)
+
+
 def _check_solution(sol: diffrax.Solution, y0: Array, check: bool, what: str) -> diffrax.Solution:
     """Raise if the solution is non-finite (with `check`) or diffrax reports a failure."""
     bad = sol.stats.get("first_nonfinite") if check else None
@@ -288,6 +298,22 @@ def simulate(
     step index): the same key and arguments give bitwise-identical samples on the same machine;
     the particles of a cloud get independent noise. An ODE ignores `key` (pass `None`).
 
+    **Time and dtype.** Time is carried in the widest float available,
+    `jnp.result_type(float)`, whatever the cloud's dtype: float64 when `jax_enable_x64` is on,
+    so a drift and its score see the exact grid times, and a reverse diffusion's score
+    ([`reverse`][gpm_sde.reverse]) gets $t = T - s$ to float64 round-off even for a float32
+    cloud. As in `diffrax.diffeqsolve`, the solver integrates in the wider of the cloud's and
+    the time's dtypes; `sol.ys` comes back in the cloud's dtype, `sol.ts` in the time dtype.
+    With x64 off, times are float32 and resolve $s$ only to $\operatorname{ulp}(s)$: a score
+    in diffusion time sees $T - s$ with an absolute error up to $\operatorname{ulp}(T)/2$ near
+    $s = T$ ($4.8\times10^{-7}$ at $T = 10$, so $t = 10^{-5}$ arrives as
+    $9.54\times10^{-6}$). Enable x64 for exact times.
+
+    **Score check.** Before solving, every score of the SDE is checked once against `y0`,
+    from shapes alone ([`SDE.check_scores`][gpm_sde.sde.SDE.check_scores]): a score returning
+    the wrong shape raises an error naming it (e.g. ``"`score` of `reverse`"``) instead of
+    broadcasting silently.
+
     **Arguments:**
 
     - `sde`: the [`SDE`][gpm_sde.SDE], in generation time.
@@ -334,14 +360,24 @@ def simulate(
         saveat = diffrax.SaveAt(t1=True)
     meter = diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter()
     dtype = y0.dtype
-    t0_arr = jnp.asarray(t0, dtype=dtype)
-    t1_arr = jnp.asarray(t1, dtype=dtype)
+    # Times in the widest float (float64 with x64), whatever the cloud's dtype: a score in
+    # diffusion time then gets t = T - s without float32 round-off.
+    time_dtype = jnp.result_type(float)
+    t0_arr = jnp.asarray(t0, dtype=time_dtype)
+    t1_arr = jnp.asarray(t1, dtype=time_dtype)
+    sde.check_scores(t0_arr, y0)  # once per solve, shapes only
+    # diffrax's solvers integrate in the wider of the state's and the times' dtypes
+    # (`diffeqsolve` promotes y0 itself): so does the fixed grid; the output comes back in
+    # the cloud's dtype.
+    if jnp.result_type(dtype, time_dtype) != dtype:
+        y0 = y0.astype(jnp.result_type(dtype, time_dtype))
     if stepsize_controller is None and is_concrete(t0, t1, saveat):
         plan = plan_saves(saveat, float(np.asarray(t0)), float(np.asarray(t1)), steps)
         if plan is not None:
             sol = _solve_on_grid(
                 sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter, check_finite
             )
+            sol = _in_cloud_dtype(sol, dtype)
             what = _describe(solver, steps, t0, t1, None)
             return _check_solution(sol, y0, check_finite, what) if check_finite else sol
     if stepsize_controller is None:
@@ -360,7 +396,7 @@ def simulate(
             t0_arr,
             t1_arr,
             tol=(t1_arr - t0_arr) / (16 * steps),
-            shape=jax.ShapeDtypeStruct(y0.shape, dtype),
+            shape=jax.ShapeDtypeStruct(y0.shape, y0.dtype),
             key=key,
             levy_area=_levy_area(solver),
         )
@@ -380,6 +416,7 @@ def simulate(
         progress_meter=meter,
         throw=False,  # failures are raised below, with the non-finite check first
     )
+    sol = _in_cloud_dtype(sol, dtype)
     if restore is not None:
         sol = eqx.tree_at(lambda s: s.ys, sol, restore(sol.ys))
     if check_finite:
