@@ -55,11 +55,10 @@ def main() -> None:
     )
 
     # 2. Samples: the reverse SDE from the prior N(0, I), stopped at t = 1e-3.
-    sol = samplers.reverse_sde_sample(
+    out = samplers.reverse_sde_sample(
         process, model, jr.fold_in(key, 2), n, (1, 8, 8), steps=sample_steps
     )
-    assert sol.ys is not None
-    x = jnp.clip(sol.ys[-1], -1.0, 1.0)
+    x = jnp.clip(out.x, -1.0, 1.0)
 
     # 3. The digits-FD to the test split, and the data's own train-versus-test value.
     fd = float(metrics.digits_fd(x, test_x))

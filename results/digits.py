@@ -66,12 +66,11 @@ def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: i
         progress=False,
     )
     start = time.perf_counter()
-    sol = samplers.reverse_sde_sample(
+    out = samplers.reverse_sde_sample(
         process, model, jr.fold_in(key, 2), n, (1, 8, 8), steps=settings.sample_steps, eps=EPS
     )
-    assert sol.ys is not None
     # The final noise-free step E[x_0 | x_ε] (Song et al. 2021, App. G).
-    x = jax.block_until_ready(samplers.tweedie_denoise(process, model, EPS, sol.ys[-1]))
+    x = jax.block_until_ready(samplers.tweedie_denoise(process, model, EPS, out.x))
     return x, time.perf_counter() - start
 
 

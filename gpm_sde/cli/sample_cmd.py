@@ -123,9 +123,7 @@ def draw(cfg: RunConfig, models: tuple[Any, ...], d: Any, key: Any, n: int, step
         process = build.process(cfg)
         c = cfg["sample"]["lam"]  # λ = c·g: None is the reverse SDE, 0.0 the PF-ODE
         lam: Any = None if c == 1.0 else 0.0 if c == 0.0 else _scaled_g(process, c)
-        sol = reverse_sde_sample(process, models[0], key, n, d.event_shape, steps=steps, lam=lam)
-        assert sol.ys is not None
-        return sol.ys[-1]
+        return reverse_sde_sample(process, models[0], key, n, d.event_shape, steps=steps, lam=lam).x
     if family == "discriminator-flow":
         t = cfg["train"]
         kwargs = {k: t[k] for k in ("t1", "flow_steps") if t.get(k) is not None}

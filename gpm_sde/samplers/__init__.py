@@ -11,10 +11,42 @@ r"""Samplers: the classic generation algorithms, each a few lines on top of the 
 - [`tweedie_denoise`][gpm_sde.samplers.tweedie_denoise]: the final noise-free step
   $\mathbb{E}[x_0 \mid x_\epsilon]$ after a sampler that stops at $t = \epsilon$.
 
-**What they return.** The two samplers that take a `saveat` (`reverse_sde_sample`,
-`probability_flow_sample`) return the `diffrax.Solution` of `simulate`, so intermediate clouds
-are at hand (`sol.ys[i]` at generation time `sol.ts[i]`); every other sampler returns the final
-cloud `(N, *event)`.
+**One calling convention.** Every sampler is called as
+
+```python
+out = sampler(model..., key, n, event_shape, *, steps=... | ts=..., x_init=None, ...)
+```
+
+- **Start.** By default the sampler draws `n` points of shape `event_shape` from its prior
+  (`process.prior`, `ddpm.prior`, or $\mathcal{N}(0, \sigma_1^2 I)$ for annealed Langevin)
+  with the first key of `jax.random.split(key)`, and drives its noise with the second. Pass a
+  given starting cloud as `x_init` instead (then `n` and `event_shape` are read from it): the
+  same key then gives the same noise, so `x_init = prior.sample(jax.random.split(key)[0], n,
+  event_shape)` reproduces the default run, and a noised data cloud at an intermediate time
+  (`ts[0] > 0`) gives SDEdit-style editing.
+- **Grid.** `steps` equal steps, or an explicit grid `ts`. For the continuous samplers `ts` is
+  an increasing grid of generation times $s = T - t$ in $[0, T]$ (build one with
+  [`time_grid`][gpm_sde.schedules.time_grid]: uniform, quadratic or the Karras $\rho$-grid);
+  for the DDPM chain it is the 0-based, decreasing integer timesteps of diffusers and DDIM
+  ([`ddpm_timesteps`][gpm_sde.schedules.ddpm_timesteps]). Annealed Langevin's grid is its
+  noise levels `sigmas` (e.g. [`karras_sigmas`][gpm_sde.schedules.karras_sigmas]) with
+  `steps_per_level` steps each. `ts` equal to the grid that `steps` builds gives bitwise the
+  same samples.
+
+**What they return.** Every sampler returns a [`Samples`][gpm_sde.samplers.Samples]: `.x` is
+the final cloud `(n, *event)`, the samples, as score_sde, k-diffusion and diffusers return
+them. The samplers built on [`simulate`][gpm_sde.simulate] (`reverse_sde_sample`,
+`probability_flow_sample`) also take a `saveat` and then fill `.ts` (generation times) and
+`.ys` (the clouds there); elsewhere these are `None`. One small pytree, the same for all, with
+a field that is never optional: `sampler(...).x`.
+
+**Song et al. conventions.** [`predictor_corrector`][gpm_sde.samplers.predictor_corrector]
+runs the corrector first and returns the last predictor step's noise-free mean by default
+(`order="corrector_first"`, `denoise=True`), as score_sde's `pc_sampler` with its
+`noise_removal`; `order="predictor_first"` (Algorithm 1 as printed) and `denoise=False` are
+the alternatives. [`ddpm_ancestral`][gpm_sde.samplers.ddpm_ancestral] uses the posterior
+variance $\tilde\beta_n$ by default (diffusers' `"fixed_small"`); score_sde's ancestral
+predictor uses $\beta_n$, `variance="beta"`.
 
 **Conventions.** Scores and noise models are **pointwise**, on one point `x: (*event,)`, and
 lifted to the cloud with `jax.vmap` by [`on_cloud`][gpm_sde.scores.on_cloud]: `score(t, x)`
@@ -26,6 +58,7 @@ on the whole cloud. Every sampler works on any event shape, is jittable (with th
 counts static) and takes an explicit PRNG key.
 """
 
+from ._result import Samples as Samples
 from .ddim import ddim as ddim
 from .ddpm import (
     ExactEpsModel as ExactEpsModel,

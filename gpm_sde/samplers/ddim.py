@@ -3,41 +3,40 @@ on a sub-sequence of the DDPM steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import check_positive
+from .._checks import _as_numpy, check_positive, is_concrete
 from ..processes import DDPM
 from ..scores import on_cloud
-from ._common import check_callable, check_cloud, check_int
-from .ddpm import check_ddpm
-
-
-def ddim_timesteps(n_steps: int, steps: int) -> np.ndarray:
-    r"""The DDIM sub-sequence in the order it is run, $N = \tau_S > \dots > \tau_1$
-    ($\tau_1 = 1$ when $S \ge 2$): $S$ = `steps` evenly spaced steps, rounded (static)."""
-    return np.round(np.linspace(n_steps, 1, steps)).astype(np.int64)
+from ._common import check_callable, start_cloud
+from ._result import Samples
+from .ddpm import chain_timesteps, check_ddpm
 
 
 def ddim(
     ddpm: DDPM,
     eps_model: Callable[..., Any],
-    key: PRNGKeyArray,
-    x_N: Float[Array, " m *event"],
+    key: PRNGKeyArray | None,
+    n: int | None = None,
+    event_shape: Sequence[int] | None = None,
     *,
     steps: int | None = None,
+    spacing: str | None = None,
+    ts: Int[ArrayLike, " k"] | None = None,
+    x_init: Float[Array, " m *event"] | None = None,
     eta: Float[ArrayLike, ""] = 0.0,
-) -> Float[Array, " m *event"]:
-    r"""DDIM sampling (Song, Meng & Ermon 2021, eq. 12) on the sub-sequence
-    $1 = \tau_1 < \dots < \tau_S = N$ of $S$ = `steps` evenly spaced (rounded) DDPM steps
-    (just $\tau_1 = N$ when $S = 1$): from
-    $n = \tau_i$ to $n' = \tau_{i-1}$ ($\tau_0 = 0$, $\bar\alpha_0 = 1$),
+) -> Samples:
+    r"""DDIM sampling (Song, Meng & Ermon 2021, eq. 12) on a sub-sequence
+    $\tau_S > \dots > \tau_1$ of the DDPM steps: from $n = \tau_i$ to $n' = \tau_{i-1}$
+    ($\tau_0 = 0$, $\bar\alpha_0 = 1$),
 
     $$x_{n'} = \sqrt{\bar\alpha_{n'}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{n'} - \sigma^2}\,
     \hat\varepsilon + \sigma z, \qquad \hat x_0 = \frac{x_n - \sqrt{1 - \bar\alpha_n}\,
@@ -51,51 +50,81 @@ def ddim(
     $\eta = 0$ is the deterministic DDIM (a discretisation of the probability-flow ODE);
     $\eta = 1$ on all $N$ steps is DDPM ancestral sampling with $\sigma_n^2 = \tilde\beta_n$.
     The last step ($n' = 0$) returns $\hat x_0$. The paper's $\alpha_t$ is $\bar\alpha_n$ here.
+
+    **The sub-sequence** is `steps` timesteps spaced by `spacing`
+    ([`ddpm_timesteps`][gpm_sde.schedules.ddpm_timesteps]: diffusers' `"linspace"` (default,
+    from the first step to the last), `"leading"`, `"trailing"`, or DDIM's `"uniform"` and
+    `"quad"`), or the 0-based timesteps `ts` themselves. Each step goes to the *next timestep
+    of the sequence*, as DDIM's code (`seq_next`) and diffusers' `DDPMScheduler` do; diffusers'
+    `DDIMScheduler.step` instead goes to $t - \lfloor N/S\rfloor$, which is the next timestep
+    for `"leading"` spacing but not always for the others (e.g. `"trailing"`, $N = 1000$,
+    $S = 3$: timesteps 999, 666, 332, and its step from 332 goes to $-1$ while 666 goes to
+    333).
+
     A `lax.scan` over the $S$ steps; step $n$ draws its noise from
-    `jax.random.fold_in(key, n)`.
+    `jax.random.fold_in(noise_key, n)`.
 
     **Arguments:**
 
-    - `ddpm`: the chain; `eps_model`: the pointwise noise model `eps_model(n, x)` (see
+    - `ddpm`: the chain; `eps_model`: the noise model `eps_model(n, x)`, 1-based `n` (see
       [`ddpm_ancestral`][gpm_sde.samplers.ddpm_ancestral]).
-    - `key`: PRNG key (unused when $\eta = 0$).
-    - `x_N`: the initial cloud `(m, *event)`, from `ddpm.prior`.
-    - `steps`: $S \in 1..N$; `None` uses all $N$ steps.
+    - `key`: split by `jax.random.split` into the prior draw (first) and the noise (second);
+      may be `None` with `x_init` and $\eta = 0$.
+    - `n`, `event_shape`: the number of points and the shape of one point (read from `x_init`
+      when it is given).
+    - `steps`: $S \in 1..N$ (default: all $N$ steps), spaced by `spacing`; or
+    - `ts`: strictly decreasing 0-based timesteps (diffusers' `scheduler.timesteps`; timestep
+      $t$ is step $n = t + 1$).
+    - `x_init`: a starting cloud `(m, *event)` at the first timestep instead of a draw of
+      `ddpm.prior`.
     - `eta`: $\eta \ge 0$.
 
-    **Returns:** the cloud $x_0$ `(m, *event)`.
+    **Returns:** [`Samples`][gpm_sde.samplers.Samples] with `.x` the cloud $x_0$ `(m, *event)`.
     """
     check_ddpm(ddpm)
     check_callable("eps_model", eps_model, "(n, x) -> ε̂")
-    check_cloud("x_N", x_N)
-    n_total = ddpm.n_steps
-    steps = n_total if steps is None else steps
-    check_int("steps", steps, 1, "the number of DDIM steps")
-    if steps > n_total:
-        raise ValueError(
-            f"`steps` must be at most the chain's N = {n_total} (DDIM steps are a sub-sequence "
-            f"of the DDPM steps), got {steps}; pass steps <= {n_total} or None."
-        )
     check_positive("eta", eta, strict=False, fix="pass eta >= 0 (0: DDIM, 1: DDPM-like)")
-    tau = ddim_timesteps(n_total, int(steps))
+    deterministic = is_concrete(eta) and float(_as_numpy(eta)) == 0.0
+    t = chain_timesteps(ddpm, steps, spacing, ts)
+    x0, k_noise = start_cloud(
+        ddpm.prior, key, n, event_shape, x_init, needs_noise=not deterministic
+    )
+    tau = t + 1  # 1-based steps n
     prev = np.concatenate([tau[1:], [0]])
-    dtype = x_N.dtype
+    dtype = x0.dtype
     n_arr = jnp.asarray(tau, dtype=jnp.int32)
     ab = ddpm.alpha_bar(jnp.asarray(tau)).astype(dtype)
     ab_prev = ddpm.alpha_bar(jnp.asarray(prev)).astype(dtype)
     one_m_ab = ddpm.one_minus_alpha_bar(jnp.asarray(tau)).astype(dtype)
     one_m_ab_prev = ddpm.one_minus_alpha_bar(jnp.asarray(prev)).astype(dtype)
     eta_arr = jnp.asarray(eta, dtype=dtype)
+    per_step = (n_arr, ab, ab_prev, one_m_ab, one_m_ab_prev)
+    return Samples(_ddim_loop(eps_model, k_noise, x0, eta_arr, per_step))
+
+
+@eqx.filter_jit
+def _ddim_loop(
+    eps_model: Callable[..., Any],
+    k_noise: PRNGKeyArray | None,
+    x0: Array,
+    eta: Array,
+    per_step: tuple,
+) -> Array:
+    """The DDIM loop over per-step ᾱ values, compiled once per model and shapes."""
+    dtype = x0.dtype
 
     def step(x, inputs):
         n, a, a_prev, b, b_prev = inputs
-        eps_hat = on_cloud(eps_model, n, x)
+        eps_hat = on_cloud(eps_model, n, x).astype(dtype)
         x0_hat = (x - jnp.sqrt(b) * eps_hat) / jnp.sqrt(a)
         # 1 - ᾱ_n/ᾱ_n' = -expm1(log ᾱ_n - log ᾱ_n'): no cancellation for close steps.
-        sigma = eta_arr * jnp.sqrt(b_prev / b) * jnp.sqrt(-jnp.expm1(jnp.log(a) - jnp.log(a_prev)))
-        z = jr.normal(jr.fold_in(key, n), x.shape, dtype=dtype)
+        sigma = eta * jnp.sqrt(b_prev / b) * jnp.sqrt(-jnp.expm1(jnp.log(a) - jnp.log(a_prev)))
         direction = jnp.sqrt(jnp.maximum(b_prev - sigma**2, 0.0))
-        return jnp.sqrt(a_prev) * x0_hat + direction * eps_hat + sigma * z, None
+        x_next = jnp.sqrt(a_prev) * x0_hat + direction * eps_hat
+        if k_noise is None:
+            return x_next, None
+        z = jr.normal(jr.fold_in(k_noise, n), x.shape, dtype=dtype)
+        return x_next + sigma * z, None
 
-    x, _ = jax.lax.scan(step, x_N, (n_arr, ab, ab_prev, one_m_ab, one_m_ab_prev))
+    x, _ = jax.lax.scan(step, x0, per_step)
     return x

@@ -2,7 +2,7 @@ r"""Langevin dynamics as an `SDE`, and annealed Langevin sampling (Song & Ermon 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import diffrax
@@ -12,11 +12,13 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import _as_numpy, check_float_array, check_positive, is_concrete
+from ..distributions import IsotropicNormal
 from ..schedules import AbstractSchedule, Schedule, as_schedule
 from ..scores import AnnealedScore
 from ..sde import SDE, ScalarDiffusion, ScoreDrift
 from ..solve import simulate
-from ._common import check_callable, check_cloud, check_int
+from ._common import check_callable, check_int, start_cloud
+from ._result import Samples
 
 
 def langevin_sde(
@@ -92,11 +94,13 @@ def annealed_langevin(
     score: Callable[..., Any],
     sigmas: Float[ArrayLike, " L"],
     key: PRNGKeyArray,
-    x0: Float[Array, " n *event"],
+    n: int | None = None,
+    event_shape: Sequence[int] | None = None,
     *,
     steps_per_level: int,
     eps: Float[ArrayLike, ""],
-) -> Float[Array, " n *event"]:
+    x_init: Float[Array, " n *event"] | None = None,
+) -> Samples:
     r"""Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): for the noise levels
     $\sigma_1 > \dots > \sigma_L$, set $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ and run
     $T$ = `steps_per_level` steps
@@ -106,7 +110,10 @@ def annealed_langevin(
 
     each level starting where the previous one stopped, $q_\sigma = q * \mathcal{N}(0,
     \sigma^2 I)$. The final cloud is returned as is (no final denoising step, as in
-    Algorithm 1).
+    Algorithm 1). The grid of this sampler is the sequence of noise levels `sigmas` (e.g.
+    [`karras_sigmas`][gpm_sde.schedules.karras_sigmas] or
+    [`geometric_sigmas`][gpm_sde.samplers.geometric_sigmas]) with `steps_per_level` steps
+    each.
 
     **Implementation.** Level $i$ is Euler–Maruyama, with unit steps, of the time-changed
     Langevin SDE [`langevin_sde`][gpm_sde.samplers.langevin_sde] with $c = \alpha_i/2$: the
@@ -123,17 +130,22 @@ def annealed_langevin(
       [`geometric_sigmas`][gpm_sde.samplers.geometric_sigmas]`(sigma_max, 0.01, 10)`. The
       samples approximate $q_{\sigma_L}$: choose $\sigma_L$ small against the scale you
       resolve.
-    - `key`: PRNG key of the noise $z_t$.
-    - `x0`: the initial cloud `(n, *event)` (Song & Ermon start from uniform noise; any broad
-      law covering the data does).
+    - `key`: split by `jax.random.split` into the initial draw (first) and the noise $z_t$
+      (second).
+    - `n`, `event_shape`: the number of points and the shape of one point (read from `x_init`
+      when it is given).
     - `steps_per_level`: $T \ge 1$.
     - `eps`: $\epsilon > 0$, the step size at the last level.
+    - `x_init`: the initial cloud `(n, *event)`; by default a draw of
+      $\mathcal{N}(0, \sigma_1^2 I)$, the law of data near the origin smoothed at the first
+      level (the VE prior of Song et al. 2021). Song & Ermon start from uniform noise: pass
+      e.g. `x_init=jax.random.uniform(k, (n, 2), minval=-8.0, maxval=8.0)`; any broad law
+      covering the data does.
 
-    **Returns:** the final cloud `(n, *event)`.
+    **Returns:** [`Samples`][gpm_sde.samplers.Samples] with `.x` the final cloud `(n, *event)`.
     """
     check_callable("score", score, "(sigma, x) -> ∇log q_sigma(x)")
     check_float_array("sigmas", sigmas, 1, "(L,), the noise levels")
-    check_cloud("x0", x0)
     check_int("steps_per_level", steps_per_level, 1, "Langevin steps per noise level")
     check_positive("eps", eps, fix="pass the last level's step size, e.g. eps=2e-5")
     check_positive("sigmas", sigmas, fix="noise levels are standard deviations")
@@ -143,6 +155,10 @@ def annealed_langevin(
             f"`sigmas` must be non-increasing (σ_1 > ... > σ_L, annealed from coarse to fine), "
             f"got {_as_numpy(sig)!r}; pass e.g. `geometric_sigmas(sigma_max, sigma_min, L)`."
         )
+    if sig.shape[0] == 0:
+        raise ValueError("`sigmas` must hold at least one noise level.")
+    prior = IsotropicNormal(sig[0])
+    x0, k_noise = start_cloud(prior, key, n, event_shape, x_init, needs_noise=True)
     dtype = x0.dtype
     sig = sig.astype(dtype)
     eps_arr = jnp.asarray(eps, dtype=dtype)
@@ -152,6 +168,6 @@ def annealed_langevin(
         AnnealedScore(score, sigma_s), half_step, label="`score` of `annealed_langevin`"
     )
     total = int(sig.shape[0]) * int(steps_per_level)
-    sol = simulate(sde, x0, key, t1=float(total), steps=total, solver=diffrax.Euler())
+    sol = simulate(sde, x0, k_noise, t1=float(total), steps=total, solver=diffrax.Euler())
     assert sol.ys is not None
-    return sol.ys[-1]
+    return Samples(sol.ys[-1])

@@ -15,13 +15,14 @@ _PATH_TAG = 0x5E3779B9  # an arbitrary large constant, far from the small ints u
 
 
 class GridBrownianPath(diffrax.AbstractBrownianPath):
-    r"""Brownian motion sampled step by step on the grid $s_n = s_0 + n\,\Delta s$.
+    r"""Brownian motion sampled step by step on the grid $s_n = s_0 + n\,\Delta s$, or on an
+    explicit increasing grid $s_0 < s_1 < \dots < s_N$ (`ts`).
 
     The increment over step $n$ is drawn from `fold_in(fold_in(key, TAG), n)`, with a fixed
     large `TAG`, so that the noise does not coincide with draws a user makes from
     `fold_in(key, i)` for small `i` (e.g. the initial cloud):
 
-    $$W_{s_{n+1}} - W_{s_n} \sim \mathcal{N}(0, \Delta s\, I)$$
+    $$W_{s_{n+1}} - W_{s_n} \sim \mathcal{N}(0, (s_{n+1} - s_n)\, I)$$
 
     independently across steps (with the space-time Lévy area $H \sim \mathcal{N}(0,
     \Delta s/12)$, and space-time-time $K \sim \mathcal{N}(0, \Delta s/720)$, when the solver
@@ -39,6 +40,8 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
     - `key`: the PRNG key.
     - `t0`, `t1`: the grid's end points; `steps`: the number of grid steps.
     - `levy_area`: `diffrax.BrownianIncrement`, `SpaceTimeLevyArea` or `SpaceTimeTimeLevyArea`.
+    - `ts`: an explicit increasing grid of `steps + 1` times from `t0` to `t1` (default: the
+      uniform grid); step $n$ is then located by search in `ts`.
     """
 
     shape: jax.ShapeDtypeStruct = eqx.field(static=True)
@@ -47,6 +50,7 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
     t1: Float[Array, ""]
     steps: int = eqx.field(static=True)
     levy_area: type = eqx.field(static=True)
+    ts: Float[Array, " steps_plus_1"] | None = None
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
         t1: Float[ArrayLike, ""],
         steps: int,
         levy_area: type = diffrax.BrownianIncrement,
+        ts: Float[ArrayLike, " steps_plus_1"] | None = None,
     ):
         if levy_area not in (
             diffrax.BrownianIncrement,
@@ -74,9 +79,18 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
         self.t1 = jnp.asarray(t1, dtype=jnp.result_type(float))
         self.steps = steps
         self.levy_area = levy_area
+        if ts is not None and jnp.shape(ts) != (steps + 1,):
+            raise ValueError(
+                f"`ts` must hold steps + 1 = {steps + 1} times, got shape {jnp.shape(ts)}."
+            )
+        self.ts = None if ts is None else jnp.asarray(ts, dtype=self.t0.dtype)
 
     def step_index(self, t: Float[ArrayLike, ""]) -> Array:
-        """The index $n$ of the grid step that starts at time `t` (rounded to the nearest)."""
+        """The index $n$ of the grid step that starts at time `t` (the nearest grid point)."""
+        if self.ts is not None:
+            i = jnp.clip(jnp.searchsorted(self.ts, t), 1, self.steps)
+            nearer_left = t - self.ts[i - 1] <= self.ts[i] - t
+            return jnp.where(nearer_left, i - 1, i).astype(jnp.int32)
         dt = (self.t1 - self.t0) / self.steps
         return jnp.round((t - self.t0) / dt).astype(jnp.int32)
 

@@ -45,14 +45,21 @@ def _sub_saveat(saveat: diffrax.SaveAt) -> diffrax.SubSaveAt:
     return subs
 
 
-def plan_saves(saveat: diffrax.SaveAt, t0: float, t1: float, steps: int) -> SavePlan | None:
-    """Resolve `saveat` on the grid $t_0 + n (t_1 - t_0)/\\text{steps}$; `None` when some `ts`
-    is not a grid point (the caller then falls back to `diffeqsolve`, which interpolates)."""
+def plan_saves(
+    saveat: diffrax.SaveAt, t0: float, t1: float, steps: int, grid: np.ndarray | None = None
+) -> SavePlan | None:
+    """Resolve `saveat` on the grid $t_0 + n (t_1 - t_0)/\\text{steps}$, or on the explicit
+    increasing `grid` of `steps + 1` times; `None` when some `ts` is not a grid point (the
+    caller then falls back to `diffeqsolve`, which interpolates)."""
     sub = _sub_saveat(saveat)
     indices: tuple[int, ...] = ()
     if sub.ts is not None:
         ts = np.asarray(jax.device_get(sub.ts), dtype=np.float64)
-        pos = (ts - t0) / (t1 - t0) * steps
+        if grid is None:
+            pos = (ts - t0) / (t1 - t0) * steps
+        else:  # the position in units of the local step, by linear interpolation
+            g = np.asarray(grid, dtype=np.float64)
+            pos = np.interp(ts, g, np.arange(g.shape[0], dtype=np.float64), left=-1, right=-1)
         idx = np.rint(pos).astype(np.int64)
         if np.any(np.abs(pos - idx) > 1e-6) or np.any(idx < 0) or np.any(idx > steps):
             return None
@@ -119,8 +126,10 @@ def scan_solve(
     progress_meter: diffrax.AbstractProgressMeter,
     *,
     check_finite: bool = False,
+    grid: Array | None = None,
 ) -> diffrax.Solution:
-    """Run `solver.step` over the uniform grid of `steps` steps with `lax.scan`.
+    """Run `solver.step` over the uniform grid of `steps` steps with `lax.scan`, or over the
+    explicit increasing `grid` of `steps + 1` times (from `t0` to `t1`) when given.
 
     With `check_finite`, `stats["first_nonfinite"]` locates the first saved state holding NaN
     or inf (see `first_nonfinite`; the final state is checked too when it is not saved as is).
@@ -129,9 +138,9 @@ def scan_solve(
     dt = (t1 - t0) / steps
 
     def time(n):
-        return t0 + n * dt
+        return t0 + n * dt if grid is None else grid[n]
 
-    solver_state = solver.init(terms, t0, t0 + dt, y0, args)
+    solver_state = solver.init(terms, t0, time(1), y0, args)
     meter_state = progress_meter.init()
 
     euler_sde = _is_euler_sde(solver, terms)

@@ -55,6 +55,47 @@ def _check_key(key) -> None:
         )
 
 
+def _resolve_grid(t0, t1, steps, ts, controller):
+    """`(t0, t1, steps, ts)` from exactly one of `steps` (with `t1`, and `t0` defaulting to 0)
+    and an explicit increasing grid `ts` (which fixes `t0`, `t1` and `steps`)."""
+    if (steps is None) == (ts is None):
+        raise TypeError(
+            "simulate: pass exactly one of `steps` (equal steps from t0 to t1) and `ts` (an "
+            f"explicit increasing grid), got steps={steps!r} and ts={ts!r}."
+        )
+    if ts is None:
+        if t1 is None:
+            raise TypeError("simulate: `t1` is required with `steps` (the end of the interval).")
+        return (0.0 if t0 is None else t0), t1, steps, None
+    if controller is not None:
+        raise ValueError(
+            "`ts` fixes the grid, so it takes no `stepsize_controller`; for adaptive steps pass "
+            "`t0`, `t1` and `steps` (the initial step count)."
+        )
+    check_float_array("ts", ts, 1, "(k,), the grid's times")
+    n = jnp.shape(ts)[0]
+    if n < 2:
+        raise ValueError(f"`ts` must hold at least two times (one step), got shape ({n},).")
+    if not is_concrete(ts):
+        return ts[0], ts[-1], n - 1, ts
+    grid = np.asarray(jax.device_get(ts), dtype=np.float64)
+    check_finite("ts", grid, fix="pass a finite grid")
+    if not np.all(np.diff(grid) > 0):
+        raise ValueError(
+            f"`ts` must be strictly increasing (generation time runs forward; for a reverse "
+            f"diffusion on a diffusion-time grid t pass `T - t`), got {grid.tolist()}."
+        )
+    for name, given, end in (("t0", t0, grid[0]), ("t1", t1, grid[-1])):
+        if given is not None and is_concrete(given):
+            slack = 1e-9 * max(1.0, abs(float(end)))
+            if not abs(float(np.asarray(given)) - float(end)) <= slack:
+                raise ValueError(
+                    f"`{name}` = {float(np.asarray(given))} disagrees with the grid `ts`, which "
+                    f"runs from {grid[0]} to {grid[-1]}; omit `{name}` when passing `ts`."
+                )
+    return ts[0], ts[-1], n - 1, ts
+
+
 def _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, controller) -> None:
     if not isinstance(sde, SDE):
         raise TypeError(
@@ -133,14 +174,18 @@ def _solve_on_grid(
     args: PyTree,
     meter: diffrax.AbstractProgressMeter,
     check: bool,
+    grid: Array,
 ) -> diffrax.Solution:
     if sde.is_ode:
         terms = sde.terms()
     else:
         assert key is not None
         shape = jax.ShapeDtypeStruct(y0.shape, y0.dtype)
-        terms = sde.terms(GridBrownianPath(shape, key, t0, t1, steps, _levy_area(solver)))
-    return scan_solve(terms, solver, t0, t1, steps, y0, args, plan, meter, check_finite=check)
+        path = GridBrownianPath(shape, key, t0, t1, steps, _levy_area(solver), ts=grid)
+        terms = sde.terms(path)
+    return scan_solve(
+        terms, solver, t0, t1, steps, y0, args, plan, meter, check_finite=check, grid=grid
+    )
 
 
 _FIXES = (
@@ -151,10 +196,12 @@ _FIXES = (
 )
 
 
-def _describe(solver, steps: int, t0, t1, controller) -> str:
+def _describe(solver, steps: int, t0, t1, controller, explicit: bool = False) -> str:
     """The solve, in words, from static (and, when concrete, numeric) information."""
     name = type(solver).__name__
     span = f" on [{float(t0):g}, {float(t1):g}]" if is_concrete(t0, t1) else ""
+    if controller is None and explicit:
+        return f"solver diffrax.{name}, {steps} steps of the given grid `ts`{span}"
     if controller is None:
         size = f" of Δs = {(float(t1) - float(t0)) / steps:.3g}" if is_concrete(t0, t1) else ""
         return f"solver diffrax.{name}, {steps} fixed steps{size}{span}"
@@ -271,9 +318,10 @@ def simulate(
     y0: Float[Array, " n *event"],
     key: PRNGKeyArray | None,
     *,
-    t1: Float[ArrayLike, ""],
-    steps: int,
-    t0: Float[ArrayLike, ""] = 0.0,
+    t1: Float[ArrayLike, ""] | None = None,
+    steps: int | None = None,
+    t0: Float[ArrayLike, ""] | None = None,
+    ts: Float[ArrayLike, " k"] | None = None,
     solver: diffrax.AbstractSolver | None = None,
     saveat: diffrax.SaveAt | None = None,
     args: PyTree = None,
@@ -284,11 +332,14 @@ def simulate(
 ) -> diffrax.Solution:
     r"""Solve $dy = b(s, y)\,ds + G(s, y)\odot dW_s$ for $s \in [t_0, t_1]$ from the cloud `y0`.
 
-    **Fixed grid** (default): `steps` equal steps of any diffrax solver, driven by a
-    `jax.lax.scan` (see `gpm_sde.solve.fixed_grid`), with the counter-based
+    **Fixed grid** (default): `steps` equal steps of any diffrax solver, or the steps of an
+    explicit increasing grid `ts` = $(s_0 < s_1 < \dots < s_N)$, driven by a `jax.lax.scan`
+    (see `gpm_sde.solve.fixed_grid`), with the counter-based
     [`GridBrownianPath`][gpm_sde.solve.GridBrownianPath]: step $n$ draws an exact
-    $\mathcal{N}(0, \Delta s\, I)$ increment (and the Lévy area the solver needs) from
-    `key` and the step index $n$ (see `GridBrownianPath`).
+    $\mathcal{N}(0, (s_{n+1} - s_n) I)$ increment (and the Lévy area the solver needs) from
+    `key` and the step index $n$ (see `GridBrownianPath`). `steps` is the grid
+    `jnp.linspace(t0, t1, steps + 1)`, so passing that array as `ts` (in the same dtype)
+    gives bitwise the same solution.
 
     **Adaptive** (`stepsize_controller=diffrax.PIDController(...)`): `diffrax.diffeqsolve`
     with a `diffrax.VirtualBrownianTree` of tolerance $\Delta s / 16$, starting from
@@ -319,8 +370,12 @@ def simulate(
     - `sde`: the [`SDE`][gpm_sde.SDE], in generation time.
     - `y0`: the initial cloud `(N, *event)`.
     - `key`: PRNG key of the Brownian motion.
-    - `t1`, `t0`: the time interval, `t1 > t0`.
+    - `t1`, `t0`: the time interval, `t1 > t0` (`t0` defaults to 0).
     - `steps`: the number of grid steps (`>= 1`); the initial step count when adaptive.
+    - `ts`: instead of `steps`, an explicit strictly increasing grid of at least two times
+      (e.g. [`time_grid`][gpm_sde.schedules.time_grid]); then `t0 = ts[0]`, `t1 = ts[-1]`
+      (pass `t0`/`t1` only if equal to these) and `steps = len(ts) - 1`. Pass exactly one of
+      `steps` and `ts`; `ts` fixes the grid, so it takes no `stepsize_controller`.
     - `solver`: any diffrax solver; default `diffrax.Euler()` (Euler–Maruyama) for an SDE and
       `diffrax.Heun()` for an ODE.
     - `saveat`: a `diffrax.SaveAt`; default `SaveAt(t1=True)`. On the grid it may ask for `t0`,
@@ -348,6 +403,7 @@ def simulate(
     [`shard_cloud`][gpm_sde.solve.shard_cloud]) is solved there: the output is sharded the
     same way and equals the single-device result to round-off (see `docs/scaling.md`).
     """
+    t0, t1, steps, ts = _resolve_grid(t0, t1, steps, ts, stepsize_controller)
     _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, stepsize_controller)
     if not isinstance(check_finite, bool):
         raise TypeError(f"`check_finite` must be a bool, got {check_finite!r}.")
@@ -371,19 +427,21 @@ def simulate(
     # the cloud's dtype.
     if jnp.result_type(dtype, time_dtype) != dtype:
         y0 = y0.astype(jnp.result_type(dtype, time_dtype))
-    if stepsize_controller is None and is_concrete(t0, t1, saveat):
-        plan = plan_saves(saveat, float(np.asarray(t0)), float(np.asarray(t1)), steps)
+    explicit = ts is not None
+    # The fixed grid: `steps` equal steps as `jnp.linspace`, or the given `ts`.
+    grid = jnp.asarray(ts, t0_arr.dtype) if explicit else jnp.linspace(t0_arr, t1_arr, steps + 1)
+    if stepsize_controller is None and is_concrete(t0, t1, saveat, ts):
+        given = np.asarray(jax.device_get(ts), np.float64) if explicit else None
+        plan = plan_saves(saveat, float(np.asarray(t0)), float(np.asarray(t1)), steps, given)
         if plan is not None:
             sol = _solve_on_grid(
-                sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter, check_finite
+                sde, y0, key, t0_arr, t1_arr, steps, solver, plan, args, meter, check_finite, grid
             )
             sol = _in_cloud_dtype(sol, dtype)
-            what = _describe(solver, steps, t0, t1, None)
+            what = _describe(solver, steps, t0, t1, None, explicit)
             return _check_solution(sol, y0, check_finite, what) if check_finite else sol
     if stepsize_controller is None:
-        controller: diffrax.AbstractStepSizeController = diffrax.StepTo(
-            ts=jnp.linspace(t0_arr, t1_arr, steps + 1)
-        )
+        controller: diffrax.AbstractStepSizeController = diffrax.StepTo(ts=grid)
         budget = steps
     else:
         controller = stepsize_controller
@@ -395,7 +453,7 @@ def simulate(
         brownian = diffrax.VirtualBrownianTree(
             t0_arr,
             t1_arr,
-            tol=(t1_arr - t0_arr) / (16 * steps),
+            tol=jnp.min(jnp.diff(grid)) / 16 if explicit else (t1_arr - t0_arr) / (16 * steps),
             shape=jax.ShapeDtypeStruct(y0.shape, y0.dtype),
             key=key,
             levy_area=_levy_area(solver),
@@ -426,5 +484,7 @@ def simulate(
         sol,
         y0,
         check_finite,
-        _describe(solver, steps, t0, t1, controller if stepsize_controller is not None else None),
+        _describe(
+            solver, steps, t0, t1, controller if stepsize_controller is not None else None, explicit
+        ),
     )

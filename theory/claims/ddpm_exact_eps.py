@@ -40,7 +40,8 @@ def _sample(
     """`ddpm_ancestral` with the exact ε of `law`, from `m` draws of $\\mathcal{N}(0, I)$."""
     x_key, z_key = jr.split(key)
     x_n = jr.normal(x_key, (m, 2))
-    return ddpm_ancestral(chain, exact_eps_model(chain, law), z_key, x_n, variance=variance)
+    eps_model = exact_eps_model(chain, law)
+    return ddpm_ancestral(chain, eps_model, z_key, x_init=x_n, variance=variance).x
 
 
 class _NumpyMixture:

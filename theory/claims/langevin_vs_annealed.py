@@ -70,8 +70,8 @@ def _annealed(law: GaussianMixture, x0: Float[Array, "m 2"], key: PRNGKeyArray, 
     """Annealed Langevin (Algorithm 1) with the exact perturbed scores."""
     sigmas = geometric_sigmas(SIGMA_MAX, SIGMA_MIN, LEVELS)
     return annealed_langevin(
-        _PerturbedScore(law), sigmas, key, x0, steps_per_level=per_level, eps=EPS
-    )
+        _PerturbedScore(law), sigmas, key, x_init=x0, steps_per_level=per_level, eps=EPS
+    ).x
 
 
 def _weight(x: np.ndarray) -> float:
