@@ -21,6 +21,7 @@ EXPECTED = {
     "score_gan_toy.py": "mode weights",
     "discriminator_flow_toy.py": "mode weights",
     "digits_diffusion.py": "digits-FD(samples, test)",
+    "port_equinox_diffusion.py": "equinox PF-ODE",
 }
 
 
