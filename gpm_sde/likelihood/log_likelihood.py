@@ -24,7 +24,7 @@ from .._checks import (
     is_concrete,
 )
 from ..processes import AbstractLinearProcess
-from ..scores import is_cloud_score
+from ..scores import couples_particles
 from ..sde import SDE, AbstractDrift, probability_flow
 from ..sde.drift import FunctionDrift
 
@@ -135,8 +135,8 @@ def _solve_points(
 def _cloud_scores(drift: AbstractDrift) -> list[Any]:
     """Every cloud score ([`AbstractCloudScore`][gpm_sde.scores.AbstractCloudScore]) anywhere in
     the drift's tree of modules."""
-    leaves = jax.tree_util.tree_leaves(drift, is_leaf=is_cloud_score)
-    return [leaf for leaf in leaves if is_cloud_score(leaf)]
+    leaves = jax.tree_util.tree_leaves(drift, is_leaf=couples_particles)
+    return [leaf for leaf in leaves if couples_particles(leaf)]
 
 
 def _check_pointwise(drift: AbstractDrift, x: Array, s1: Any, args: PyTree, what: str) -> None:
@@ -327,7 +327,8 @@ def log_likelihood(
     **Arguments:**
 
     - `process`: the forward process; `score`: its pointwise score `score(t, x)` on one point
-      (a cloud score is refused: it couples the points).
+      (a mean-field cloud score is refused: it couples the points; a batched per-point one,
+      e.g. from `from_batched`, is accepted).
     - `x`: data points `(N, *event)`, read as samples at $t = \epsilon$.
     - `key`: PRNG key for the Hutchinson probes (required then).
     - `trace`: `"exact"` or `"hutchinson"`; `probes`: the number of Hutchinson probes.
@@ -350,7 +351,7 @@ def log_likelihood(
     check_positive("eps", eps, fix="start the flow slightly after t = 0, e.g. eps=1e-5")
     if not eps < process.T:
         raise ValueError(f"`eps` must be < T = {process.T}, got {eps}.")
-    if is_cloud_score(score):
+    if couples_particles(score):
         raise ValueError(
             f"`score` is a cloud score ({type(score).__name__}), which estimates the score from "
             f"all the particles together, so one point has no density of its own under it; "

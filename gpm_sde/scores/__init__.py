@@ -24,6 +24,7 @@ from .cloud import (
     AbstractCloudScore as AbstractCloudScore,
     AbstractTimeChangedScore as AbstractTimeChangedScore,
     check_score as check_score,
+    couples_particles as couples_particles,
     is_cloud_score as is_cloud_score,
     on_cloud as on_cloud,
 )

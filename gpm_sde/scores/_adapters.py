@@ -22,7 +22,7 @@ adapters (`from_eps_discrete`, ...), and `from_batched` wraps a function written
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -335,6 +335,8 @@ class BatchedScore(AbstractCloudScore):
     - `process`: the forward process of the conversion (`None` for a score).
     - `prediction`: `"score"`, `"eps"`, `"x0"`, `"v"` or `"denoiser"`.
     """
+
+    per_point: ClassVar[bool] = True
 
     fn: Callable[..., Any]
     order: str = eqx.field(static=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -25,6 +25,12 @@ class AbstractCloudScore(eqx.Module):
     exactly when the score it wraps is one (see
     [`is_cloud_score`][gpm_sde.scores.is_cloud_score]).
     """
+
+    per_point: ClassVar[bool] = False
+    """`True` for a cloud score whose value at one particle depends on that particle alone
+    (e.g. a network written on a batch, called once on the cloud for speed); `False` (the
+    default) for a mean-field estimate that couples the particles. Per-particle densities
+    (e.g. [`log_likelihood`][gpm_sde.log_likelihood]) accept only the former."""
 
     @abc.abstractmethod
     def __call__(
@@ -70,6 +76,15 @@ def is_cloud_score(score: Any) -> bool:
     while isinstance(score, AbstractTimeChangedScore):
         score = score.score
     return isinstance(score, AbstractCloudScore)
+
+
+def couples_particles(score: Any) -> bool:
+    """Whether `score` is a cloud score whose value at one particle depends on the others (a
+    mean-field estimate), looking through time-changing wrappers; a batched per-particle
+    score ([`from_batched`][gpm_sde.scores.from_batched]) does not couple them."""
+    while isinstance(score, AbstractTimeChangedScore):
+        score = score.score
+    return isinstance(score, AbstractCloudScore) and not score.per_point
 
 
 def on_cloud(score: Callable[..., Any], t: Any, y: Array) -> Array:
