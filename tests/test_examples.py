@@ -22,6 +22,7 @@ EXPECTED = {
     "discriminator_flow_toy.py": "mode weights",
     "digits_diffusion.py": "digits-FD(samples, test)",
     "port_equinox_diffusion.py": "equinox PF-ODE",
+    "port_k_diffusion.py": "k-diffusion sample_euler",
 }
 
 
