@@ -23,6 +23,7 @@ EXPECTED = {
     "digits_diffusion.py": "digits-FD(samples, test)",
     "port_equinox_diffusion.py": "equinox PF-ODE",
     "port_k_diffusion.py": "k-diffusion sample_euler",
+    "port_diffusers.py": "diffusers DDPM/DDIM",
 }
 
 
