@@ -24,6 +24,7 @@ EXPECTED = {
     "port_equinox_diffusion.py": "equinox PF-ODE",
     "port_k_diffusion.py": "k-diffusion sample_euler",
     "port_diffusers.py": "diffusers DDPM/DDIM",
+    "port_score_sde.py": "score_sde ports",
 }
 
 
