@@ -63,15 +63,7 @@ def reference_sample(model, y1, dt0=0.1):
         _, beta = jax.jvp(int_beta, (t,), (jnp.ones_like(t),))
         return -0.5 * beta * (y + model(t, y))
 
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(drift),
-        diffrax.Tsit5(),
-        T,
-        0.0,
-        -dt0,
-        y1,
-        adjoint=diffrax.RecursiveCheckpointAdjoint(),
-    )
+    sol = diffrax.diffeqsolve(diffrax.ODETerm(drift), diffrax.Tsit5(), T, 0, -dt0, y1)
     assert sol.ys is not None
     return sol.ys[0]
 
