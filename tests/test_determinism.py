@@ -24,8 +24,8 @@ import pytest
 import gpm_sde
 from gpm_sde.scores import AnnealedScore, KernelScore, SmoothedMixtureScore
 from gpm_sde.solve import GridBrownianPath
-from gpm_sde.solve.brownian import _PATH_TAG
-from gpm_sde.solve.fixed_grid import plan_saves, scan_solve
+from gpm_sde.solve._brownian import _PATH_TAG
+from gpm_sde.solve._fixed_grid import plan_saves, scan_solve
 
 RTOL = 1e-12
 N, STEPS, EPS = 64, 50, 1e-3

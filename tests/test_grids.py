@@ -19,7 +19,7 @@ import pytest
 
 import gpm_sde
 from gpm_sde.schedules import ddpm_timesteps, karras_sigmas, time_grid
-from gpm_sde.solve.brownian import _PATH_TAG
+from gpm_sde.solve._brownian import _PATH_TAG
 
 # --- transcriptions of the references ----------------------------------------------------
 

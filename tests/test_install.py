@@ -45,7 +45,7 @@ def test_the_digits_and_sinkhorn_say_which_extra(monkeypatch):
 
     from gpm_sde.metrics import sinkhorn_divergence
 
-    digits = importlib.import_module("gpm_sde.data.digits")  # the module, not the function
+    digits = importlib.import_module("gpm_sde.data._digits")
 
     digits._load.cache_clear()
     monkeypatch.setitem(sys.modules, "sklearn", None)

@@ -39,7 +39,7 @@ class GaussianVPScore(eqx.Module):
 
     mu: Array
     log_var: Array
-    process: gpm_sde.processes.vp.VP
+    process: gpm_sde.processes.VP
 
     def __call__(self, t, x):
         a, s = self.process.alpha(t), self.process.sigma(t)

@@ -6,7 +6,7 @@ $\mathbb{E}|X_T - \hat X_T|$ compares the numerical and the exact (or reference)
 [`FineBrownianPath`][theory.convergence.FineBrownianPath] draws that path once on a fine dyadic
 grid and answers every query between its grid points exactly, Lévy area included, so coarse
 grids see sums of the fine increments. The solves use the
-library's own fixed-grid loop (`gpm_sde.solve.fixed_grid.scan_solve`, what `simulate` runs) with
+library's own fixed-grid loop (`gpm_sde.solve._fixed_grid.scan_solve`, what `simulate` runs) with
 the library's diffrax terms (`SDE.terms`).
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from gpm_sde import SDE, LinearDrift, ScalarDiffusion
-from gpm_sde.solve.fixed_grid import plan_saves, scan_solve
+from gpm_sde.solve._fixed_grid import plan_saves, scan_solve
 
 
 class FineBrownianPath(diffrax.AbstractBrownianPath):

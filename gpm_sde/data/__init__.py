@@ -10,12 +10,12 @@ r"""Data laws to train on and to measure against: 2-D toy laws and the 8×8 digi
   scaled to $[-1, 1]$, with a fixed stratified train/test split.
 """
 
-from .digits import (
+from ._digits import (
     DIGITS_SIZES as DIGITS_SIZES,
     digits as digits,
     digits_split as digits_split,
 )
-from .toy import (
+from ._toy import (
     checkerboard as checkerboard,
     eight_gaussians as eight_gaussians,
     five_gaussians as five_gaussians,

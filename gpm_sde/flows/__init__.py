@@ -1,8 +1,8 @@
 """Unified flows: the DiffFlow SDE and its ends, and generative particle models (GPM)."""
 
-from .diffflow import diffflow as diffflow, gan_flow as gan_flow, langevin_flow as langevin_flow
-from .gaussian import GaussianDiffFlow as GaussianDiffFlow, gaussian_diffflow as gaussian_diffflow
-from .gpm import (
+from ._diffflow import diffflow as diffflow, gan_flow as gan_flow, langevin_flow as langevin_flow
+from ._gaussian import GaussianDiffFlow as GaussianDiffFlow, gaussian_diffflow as gaussian_diffflow
+from ._gpm import (
     DiscriminatorField as DiscriminatorField,
     ScoreGANField as ScoreGANField,
     discriminator_field as discriminator_field,

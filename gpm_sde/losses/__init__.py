@@ -2,7 +2,7 @@ r"""Losses as pure functions: denoising score matching, the DDPM noise-predictio
 losses (minimax, non-saturating, Wasserstein, least squares, hinge, f-GAN) and the
 discriminator regularisers (R1, WGAN-GP, weight clipping)."""
 
-from .gan import (
+from ._gan import (
     FGAN as FGAN,
     AbstractFDivergence as AbstractFDivergence,
     AbstractGANLoss as AbstractGANLoss,
@@ -18,9 +18,9 @@ from .gan import (
     f_divergence as f_divergence,
     gan_loss as gan_loss,
 )
-from .penalties import (
+from ._penalties import (
     clip_weights as clip_weights,
     gradient_penalty as gradient_penalty,
     r1_penalty as r1_penalty,
 )
-from .score_matching import ddpm_eps_loss as ddpm_eps_loss, dsm_loss as dsm_loss
+from ._score_matching import ddpm_eps_loss as ddpm_eps_loss, dsm_loss as dsm_loss

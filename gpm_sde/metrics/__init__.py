@@ -9,7 +9,7 @@ of a small classifier shipped with the package) and `digits_class_coverage` the 
 sample recognised as each digit.
 """
 
-from .digits_classifier import (
+from ._digits_classifier import (
     DigitsClassifier as DigitsClassifier,
     digits_class_coverage as digits_class_coverage,
     digits_fd as digits_fd,
@@ -17,14 +17,14 @@ from .digits_classifier import (
     digits_predict as digits_predict,
     load_digits_classifier as load_digits_classifier,
 )
-from .energy_distance import energy_distance as energy_distance
-from .frechet_distance import frechet_distance as frechet_distance
-from .gaussian_w2 import gaussian_w2 as gaussian_w2, gaussian_w2_squared as gaussian_w2_squared
-from .mmd import (
+from ._energy_distance import energy_distance as energy_distance
+from ._frechet_distance import frechet_distance as frechet_distance
+from ._gaussian_w2 import gaussian_w2 as gaussian_w2, gaussian_w2_squared as gaussian_w2_squared
+from ._mmd import (
     median_heuristic_bandwidths as median_heuristic_bandwidths,
     mmd as mmd,
     mmd_permutation_test as mmd_permutation_test,
 )
-from .mode_weights import mode_weights as mode_weights
-from .sinkhorn import sinkhorn_divergence as sinkhorn_divergence
-from .sliced_wasserstein import sliced_wasserstein as sliced_wasserstein
+from ._mode_weights import mode_weights as mode_weights
+from ._sinkhorn import sinkhorn_divergence as sinkhorn_divergence
+from ._sliced_wasserstein import sliced_wasserstein as sliced_wasserstein

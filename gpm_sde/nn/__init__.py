@@ -14,18 +14,18 @@ A parameterisation wrapper ([`EpsilonParam`][gpm_sde.nn.EpsilonParam],
 ready for [`reverse`][gpm_sde.reverse] and the losses of `gpm_sde.losses`.
 """
 
-from .conv import ConvDiscriminator8 as ConvDiscriminator8, ConvGenerator8 as ConvGenerator8
-from .embedding import FourierEmbedding as FourierEmbedding
-from .mlp import (
+from ._conv import ConvDiscriminator8 as ConvDiscriminator8, ConvGenerator8 as ConvGenerator8
+from ._embedding import FourierEmbedding as FourierEmbedding
+from ._mlp import (
     MLPDiscriminator as MLPDiscriminator,
     MLPGenerator as MLPGenerator,
     ScoreMLP as ScoreMLP,
 )
-from .param import (
+from ._param import (
     EDMDenoiser as EDMDenoiser,
     EpsilonParam as EpsilonParam,
     ScoreParam as ScoreParam,
     X0Param as X0Param,
     edm_preconditioning as edm_preconditioning,
 )
-from .unet import UNet8 as UNet8
+from ._unet import UNet8 as UNet8

@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_positive, check_scalar, is_concrete
-from .base import AbstractLinearProcess, _time_derivative, check_coefficients
+from ._base import AbstractLinearProcess, _time_derivative, check_coefficients
 
 # |alpha(0) - 1| allowed by the check alpha(0) = 1: round-off of a float32 schedule.
 _ALPHA0_TOL = 1e-6

@@ -58,21 +58,21 @@ on the whole cloud. Every sampler works on any event shape, is jittable (with th
 counts static) and takes an explicit PRNG key.
 """
 
-from ._result import Samples as Samples
-from .ddim import ddim as ddim
-from .ddpm import (
+from ._ddim import ddim as ddim
+from ._ddpm import (
     ExactEpsModel as ExactEpsModel,
     ddpm_ancestral as ddpm_ancestral,
     exact_eps_model as exact_eps_model,
 )
-from .langevin import (
+from ._langevin import (
     annealed_langevin as annealed_langevin,
     geometric_sigmas as geometric_sigmas,
     langevin_sde as langevin_sde,
 )
-from .predictor_corrector import predictor_corrector as predictor_corrector
-from .reverse_sde import (
+from ._predictor_corrector import predictor_corrector as predictor_corrector
+from ._result import Samples as Samples
+from ._reverse_sde import (
     probability_flow_sample as probability_flow_sample,
     reverse_sde_sample as reverse_sde_sample,
 )
-from .tweedie import tweedie_denoise as tweedie_denoise
+from ._tweedie import tweedie_denoise as tweedie_denoise

@@ -20,7 +20,7 @@ from ._adapters import (
     from_x0_discrete as from_x0_discrete,
     vp_score_from_discrete as vp_score_from_discrete,
 )
-from .cloud import (
+from ._cloud import (
     AbstractCloudScore as AbstractCloudScore,
     AbstractTimeChangedScore as AbstractTimeChangedScore,
     check_score as check_score,
@@ -28,15 +28,15 @@ from .cloud import (
     is_cloud_score as is_cloud_score,
     on_cloud as on_cloud,
 )
-from .discriminator import DiscriminatorScoreDifference as DiscriminatorScoreDifference
-from .exact import (
+from ._discriminator import DiscriminatorScoreDifference as DiscriminatorScoreDifference
+from ._exact import (
     MixtureMarginalScore as MixtureMarginalScore,
     TimeReversedScore as TimeReversedScore,
 )
-from .kernel import (
+from ._kernel import (
     KernelScore as KernelScore,
     SmoothedCloudScore as SmoothedCloudScore,
     kde_bandwidth as kde_bandwidth,
     kernel_score_blocked as kernel_score_blocked,
 )
-from .smoothed import AnnealedScore as AnnealedScore, SmoothedMixtureScore as SmoothedMixtureScore
+from ._smoothed import AnnealedScore as AnnealedScore, SmoothedMixtureScore as SmoothedMixtureScore

@@ -32,7 +32,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 from .._checks import _as_numpy, check_scalar, check_time_range, is_concrete
 from ..processes import DDPM, AbstractLinearProcess
-from .cloud import AbstractCloudScore
+from ._cloud import AbstractCloudScore
 
 _PREDICTIONS = ("score", "eps", "x0", "v", "denoiser")
 _ORDERS = ("x,t", "t,x")
@@ -485,9 +485,9 @@ class DiscreteEpsModel(eqx.Module):
 
     ($k \in 0..N-1$ for `index_base=0`, as diffusers and score_sde number them; $k = n$ for
     `index_base=1`). With $\bar\alpha_n$ of
-    [`DDPM.alpha_bar`][gpm_sde.processes.ddpm.DDPM.alpha_bar] and the marginal
+    [`DDPM.alpha_bar`][gpm_sde.processes.DDPM.alpha_bar] and the marginal
     $x_n = \sqrt{\bar\alpha_n}\,x_0 + \sqrt{1 - \bar\alpha_n}\,\varepsilon$
-    ([`DDPM.sample_marginal`][gpm_sde.processes.ddpm.DDPM.sample_marginal]; diffusers'
+    ([`DDPM.sample_marginal`][gpm_sde.processes.DDPM.sample_marginal]; diffusers'
     `add_noise`):
 
     - `"eps"`: $\hat\varepsilon = \mathrm{fn}(k, x)$;

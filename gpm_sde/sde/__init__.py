@@ -1,7 +1,7 @@
 """Composable SDE terms on the particle cloud, the `SDE` module and its transforms."""
 
-from .diffusion import AbstractDiffusion as AbstractDiffusion, ScalarDiffusion as ScalarDiffusion
-from .drift import (
+from ._diffusion import AbstractDiffusion as AbstractDiffusion, ScalarDiffusion as ScalarDiffusion
+from ._drift import (
     AbstractDrift as AbstractDrift,
     FunctionDrift as FunctionDrift,
     LinearDrift as LinearDrift,
@@ -9,6 +9,6 @@ from .drift import (
     ScoreDrift as ScoreDrift,
     SumDrift as SumDrift,
 )
-from .reverse import probability_flow as probability_flow, reverse as reverse
-from .reweight_noise import reweight_noise as reweight_noise
-from .sde import SDE as SDE
+from ._reverse import probability_flow as probability_flow, reverse as reverse
+from ._reweight_noise import reweight_noise as reweight_noise
+from ._sde import SDE as SDE

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import check_positive, check_scalar
-from .base import AbstractLinearProcess, check_coefficients
+from ._base import AbstractLinearProcess, check_coefficients
 
 
 class Cosine(AbstractLinearProcess):

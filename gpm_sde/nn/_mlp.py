@@ -12,7 +12,7 @@ import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._common import check_event, check_size
-from .embedding import FourierEmbedding
+from ._embedding import FourierEmbedding
 
 
 def leaky_relu(x: Array) -> Array:

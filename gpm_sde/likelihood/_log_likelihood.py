@@ -25,8 +25,7 @@ from .._checks import (
 )
 from ..processes import AbstractLinearProcess
 from ..scores import couples_particles
-from ..sde import SDE, AbstractDrift, probability_flow
-from ..sde.drift import FunctionDrift
+from ..sde import SDE, AbstractDrift, FunctionDrift, probability_flow
 
 
 class _Velocity(eqx.Module):

@@ -17,8 +17,8 @@ from .._checks import _as_numpy, check_positive, is_concrete
 from ..processes import DDPM
 from ..scores import on_cloud
 from ._common import check_callable, start_cloud
+from ._ddpm import chain_timesteps, check_ddpm
 from ._result import Samples
-from .ddpm import chain_timesteps, check_ddpm
 
 
 def ddim(

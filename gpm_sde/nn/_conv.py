@@ -10,9 +10,9 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._blocks import upsample2
 from ._common import check_event, check_size, num_groups
-from .embedding import FourierEmbedding
-from .mlp import _split_call, leaky_relu
-from .unet import IMAGE_SHAPE
+from ._embedding import FourierEmbedding
+from ._mlp import _split_call, leaky_relu
+from ._unet import IMAGE_SHAPE
 
 
 class ConvGenerator8(eqx.Module):

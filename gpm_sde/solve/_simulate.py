@@ -15,8 +15,8 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from .._checks import check_finite, check_float_array, is_concrete
 from ..sde import SDE
-from .brownian import GridBrownianPath
-from .fixed_grid import SavePlan, first_nonfinite, plan_saves, scan_solve
+from ._brownian import GridBrownianPath
+from ._fixed_grid import SavePlan, first_nonfinite, plan_saves, scan_solve
 
 
 class NonFiniteSolutionError(FloatingPointError, RuntimeError):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .mmd import _check_block_size, _flatten_pair, _pooled
+from ._mmd import _check_block_size, _flatten_pair, _pooled
 
 
 def _safe_norm(d2: Array) -> Array:

@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ..distributions import GaussianMixture
 from ..processes import AbstractLinearProcess
-from .cloud import AbstractTimeChangedScore
+from ._cloud import AbstractTimeChangedScore
 
 
 class MixtureMarginalScore(eqx.Module):

@@ -39,8 +39,8 @@ class ExactEpsModel(eqx.Module):
     + (1 - \bar\alpha_n) I\big),$$
 
     the minimiser $\mathbb{E}[\varepsilon \mid x_n = x]$ of the noise-prediction loss (Tweedie;
-    Ho et al. 2020, §3.2; see [`DDPM.eps_from_score`][gpm_sde.processes.ddpm.DDPM.eps_from_score]
-    and [`DDPM.marginal`][gpm_sde.processes.ddpm.DDPM.marginal]). Build it with
+    Ho et al. 2020, §3.2; see [`DDPM.eps_from_score`][gpm_sde.processes.DDPM.eps_from_score]
+    and [`DDPM.marginal`][gpm_sde.processes.DDPM.marginal]). Build it with
     [`exact_eps_model`][gpm_sde.samplers.exact_eps_model].
     """
 
@@ -137,7 +137,7 @@ def ddpm_ancestral(
     with $\sigma_n^2 = \tilde\beta_n = \frac{1 - \bar\alpha_{n-1}}{1 - \bar\alpha_n}\beta_n$
     (`variance="posterior"`) or $\beta_n$ (`"beta"`), the two choices of Ho et al. 2020, §3.2,
     and no noise at the last step: on all $N$ steps each step is
-    [`DDPM.ancestral_step`][gpm_sde.processes.ddpm.DDPM.ancestral_step].
+    [`DDPM.ancestral_step`][gpm_sde.processes.DDPM.ancestral_step].
 
     **On fewer steps** (`steps` or `ts`), as diffusers' `DDPMScheduler` with
     `num_inference_steps`: from step $n$ to the next step $n'$ of the sub-sequence, the same

@@ -11,8 +11,8 @@ import jax
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float
 
-from .diffusion import AbstractDiffusion
-from .drift import AbstractDrift, FunctionDrift, ScoreDrift
+from ._diffusion import AbstractDiffusion
+from ._drift import AbstractDrift, FunctionDrift, ScoreDrift
 
 
 class _FunctionDiffusion(AbstractDiffusion):

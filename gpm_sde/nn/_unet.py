@@ -12,7 +12,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
 from ._blocks import ResBlock, upsample2
 from ._common import check_channels, check_event, check_size, num_groups
-from .embedding import FourierEmbedding
+from ._embedding import FourierEmbedding
 
 IMAGE_SHAPE = (1, 8, 8)
 

@@ -57,7 +57,7 @@ class DDPM(eqx.Module):
     whose marginals are $q(x_n \mid x_0) = \mathcal{N}(\sqrt{\bar\alpha_n}\,x_0,
     (1 - \bar\alpha_n) I)$ with $\alpha_n = 1 - \beta_n$, $\bar\alpha_n = \prod_{i \le n}
     \alpha_i$ (eq. 4), and the ε-parameterised reverse chain of Algorithm 2. Build it with
-    [`ddpm`][gpm_sde.processes.ddpm.ddpm].
+    [`ddpm`][gpm_sde.processes.ddpm].
 
     Steps `n` are 1-based, as in the paper: $\beta_n$ is `betas[n - 1]`. Methods act on a
     cloud `(m, *event)` of any event shape, with one step `n` for the whole cloud or one step
@@ -298,7 +298,7 @@ class DDPM(eqx.Module):
 
         $$x_{n-1} = \mu_n(x_n, \hat\varepsilon) + \sigma_n z, \qquad z \sim \mathcal{N}(0, I),$$
 
-        with $\mu_n$ of [`eps_mean`][gpm_sde.processes.ddpm.DDPM.eps_mean] (eq. 11) and
+        with $\mu_n$ of [`eps_mean`][gpm_sde.processes.DDPM.eps_mean] (eq. 11) and
         $\sigma_n^2 = \tilde\beta_n$ (`variance="posterior"`, eq. 7) or $\sigma_n^2 = \beta_n$
         (`variance="beta"`), the two choices of Ho et al. 2020, §3.2. No noise is added at
         $n = 1$ ($z = 0$ in Algorithm 2), also for a traced `n`.
@@ -332,7 +332,7 @@ class DDPM(eqx.Module):
         since $\nabla\log q(x_n \mid x_0) = -\varepsilon/\sqrt{1-\bar\alpha_n}$ under eq. 4 and,
         by Tweedie's formula, $\mathbb{E}[\varepsilon \mid x_n] = -\sqrt{1-\bar\alpha_n}
         \nabla\log q_n(x_n)$ (Ho et al. 2020, §3.2; Song et al. 2021, eq. 3). With the exact
-        mixture score of [`marginal`][gpm_sde.processes.ddpm.DDPM.marginal], `eps_mean` is then
+        mixture score of [`marginal`][gpm_sde.processes.DDPM.marginal], `eps_mean` is then
         the exact reverse mean $\mathbb{E}[x_{n-1} \mid x_n]$.
         """
         n = self._steps("n", n, score_value)

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from .._checks import check_positive, check_scalar
-from .base import AbstractLinearProcess, check_coefficients
+from ._base import AbstractLinearProcess, check_coefficients
 
 
 class EDM(AbstractLinearProcess):

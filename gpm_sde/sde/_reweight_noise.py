@@ -7,10 +7,10 @@ from typing import Any
 
 from .._checks import check_positive, is_concrete
 from ..schedules import Constant, Schedule, as_schedule
+from ._diffusion import ScalarDiffusion
+from ._drift import ScoreDrift
+from ._sde import SDE
 from ._zero import is_literal_zero
-from .diffusion import ScalarDiffusion
-from .drift import ScoreDrift
-from .sde import SDE
 
 
 def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule) -> SDE:

@@ -9,10 +9,10 @@ from .._checks import check_positive, is_concrete
 from ..processes import AbstractLinearProcess
 from ..schedules import Constant, Function, ReversedSchedule, Schedule, as_schedule
 from ..scores import TimeReversedScore
+from ._diffusion import ScalarDiffusion
+from ._drift import LinearDrift, ScoreDrift
+from ._sde import SDE
 from ._zero import is_literal_zero
-from .diffusion import ScalarDiffusion
-from .drift import LinearDrift, ScoreDrift
-from .sde import SDE
 
 
 def reverse(

@@ -16,8 +16,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .gaussian_w2 import gaussian_w2_squared
-from .mmd import _flatten_pair
+from ._gaussian_w2 import gaussian_w2_squared
+from ._mmd import _flatten_pair
 
 
 def frechet_distance(

@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_positive, check_scalar, is_concrete
 from ..schedules import AbstractSchedule, Constant, Schedule, as_schedule
-from .cloud import AbstractCloudScore
+from ._cloud import AbstractCloudScore
 
 Bandwidth = Literal["scott", "silverman"] | float
 

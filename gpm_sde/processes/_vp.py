@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_positive, check_scalar
-from .base import AbstractLinearProcess, check_coefficients
+from ._base import AbstractLinearProcess, check_coefficients
 
 
 def integrated_beta(
@@ -29,7 +29,7 @@ class VP(AbstractLinearProcess):
 
     $$\alpha(t) = e^{-B(t)/2}, \qquad \sigma(t)^2 = 1 - e^{-B(t)},$$
 
-    with $B$ from [`integrated_beta`][gpm_sde.processes.vp.integrated_beta]; then
+    with $B$ from [`integrated_beta`][gpm_sde.processes.integrated_beta]; then
     $f = -\beta/2$ and $g^2 = \beta$ follow by autodiff. Build it with
     [`vp`][gpm_sde.vp].
     """

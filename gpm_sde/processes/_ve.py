@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import _as_numpy, check_positive, check_scalar, is_concrete
-from .base import AbstractLinearProcess, check_coefficients
+from ._base import AbstractLinearProcess, check_coefficients
 
 
 class VE(AbstractLinearProcess):

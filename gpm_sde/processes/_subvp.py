@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._checks import check_positive, check_scalar
-from .base import AbstractLinearProcess, check_coefficients
-from .vp import integrated_beta
+from ._base import AbstractLinearProcess, check_coefficients
+from ._vp import integrated_beta
 
 
 class SubVP(AbstractLinearProcess):

@@ -169,7 +169,7 @@ def ddpm_eps_loss(
 
     Its minimiser is $\varepsilon^*(n, x) = \mathbb{E}[\varepsilon \mid x_n = x] =
     -\sqrt{1 - \bar\alpha_n}\,\nabla\log q_n(x)$
-    ([`DDPM.eps_from_score`][gpm_sde.processes.ddpm.DDPM.eps_from_score]). The squared norm
+    ([`DDPM.eps_from_score`][gpm_sde.processes.DDPM.eps_from_score]). The squared norm
     sums over all event axes.
 
     **Arguments:**

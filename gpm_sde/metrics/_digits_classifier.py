@@ -36,7 +36,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from .._checks import check_float_array, is_concrete
-from .frechet_distance import frechet_distance
+from ._frechet_distance import frechet_distance
 
 CHECKPOINT_NAME = "digits_classifier.eqx"
 """The file name of the shipped checkpoint, inside the `gpm_sde.metrics` package."""

@@ -24,7 +24,7 @@ from jaxtyping import Array, Float
 
 from .._checks import check_positive
 from .._optional import require
-from .mmd import _flatten_pair
+from ._mmd import _flatten_pair
 
 
 def sinkhorn_divergence(

@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from ..distributions import GaussianMixture
 from ..schedules import AbstractSchedule, Schedule, as_schedule
-from .cloud import AbstractTimeChangedScore
+from ._cloud import AbstractTimeChangedScore
 
 
 class SmoothedMixtureScore(eqx.Module):
