@@ -41,7 +41,7 @@ def main() -> None:
     key = jr.key(0)
 
     # 1. The score model: s(t, x) = -ε̂(t, x) / σ(t), ε̂ a small U-Net.
-    model = nn.EpsilonParam(nn.UNet8(jr.fold_in(key, 0), channels=channels), process.sigma)
+    model = nn.EpsilonParam(nn.UNet8(key=jr.fold_in(key, 0), channels=channels), process.sigma)
     model, history = train.fit_score(
         model,
         process,

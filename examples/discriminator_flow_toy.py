@@ -32,7 +32,7 @@ def main() -> None:
     key = jr.key(0)
 
     discriminator = nn.MLPDiscriminator(
-        2, width, 3, jr.fold_in(key, 0), time_conditioned=True, fourier_scale=1.0
+        2, width, 3, key=jr.fold_in(key, 0), time_conditioned=True, fourier_scale=1.0
     )
     discriminator, history = train.train_discriminator_flow(
         discriminator,

@@ -33,9 +33,9 @@ def main() -> None:
     steps, width = (60, 32) if args.fast else (4000, 128)
     key = jr.key(0)
 
-    generator = nn.MLPGenerator(8, 2, width, 3, jr.fold_in(key, 0))
+    generator = nn.MLPGenerator(8, 2, width, 3, key=jr.fold_in(key, 0))
     gen_score = nn.EDMDenoiser(  # a σ-conditioned score (σ, x) -> ∇log(ρ_θ * k_σ)(x)
-        nn.ScoreMLP(2, width, 3, 32, jr.fold_in(key, 1), fourier_scale=1.0),
+        nn.ScoreMLP(2, width, 3, 32, key=jr.fold_in(key, 1), fourier_scale=1.0),
         sigma_data=SIGMA_DATA,
     )
     generator, gen_score, history = train.train_score_gan(

@@ -53,7 +53,7 @@ def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: i
     """A VP ε-model (U-Net) trained by DSM, sampled by the reverse SDE to t = ε, then one
     Tweedie step."""
     process = gpm_sde.vp()
-    model = nn.EpsilonParam(nn.UNet8(jr.fold_in(key, 0), channels=CHANNELS), process.sigma)
+    model = nn.EpsilonParam(nn.UNet8(key=jr.fold_in(key, 0), channels=CHANNELS), process.sigma)
     model, _ = train.fit_score(
         model,
         process,
@@ -76,7 +76,7 @@ def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: i
 
 def _edm_denoiser(key: jax.Array) -> nn.EDMDenoiser:
     return nn.EDMDenoiser(
-        nn.UNet8(key, channels=CHANNELS, fourier_scale=1.0), sigma_data=SIGMA_DATA
+        nn.UNet8(key=key, channels=CHANNELS, fourier_scale=1.0), sigma_data=SIGMA_DATA
     )
 
 
@@ -94,7 +94,7 @@ def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int
         loss_options={"sigma_data": SIGMA_DATA, **EDM_NOISE},
         progress=False,
     )
-    generator = nn.ConvGenerator8(32, jr.fold_in(key, 2))
+    generator = nn.ConvGenerator8(32, key=jr.fold_in(key, 2))
     generator, _, _ = train.train_score_gan(
         generator,
         _edm_denoiser(jr.fold_in(key, 3)),

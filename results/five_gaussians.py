@@ -59,7 +59,7 @@ class Settings:
 def vp_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
     """A VP ε-model trained by DSM (std² weighting), EMA 0.999."""
     process = gpm_sde.vp()
-    net = nn.ScoreMLP(2, 128, 3, 32, key)
+    net = nn.ScoreMLP(2, 128, 3, 32, key=key)
     model, _ = train.fit_score(
         nn.EpsilonParam(net, process.sigma),
         process,
@@ -76,7 +76,7 @@ def vp_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> An
 
 def edm_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
     """A σ-conditioned EDM denoiser $D(x;\\sigma)$ used as the data score of $q * k_\\sigma$."""
-    net = nn.ScoreMLP(2, 128, 3, 32, key, fourier_scale=1.0)
+    net = nn.ScoreMLP(2, 128, 3, 32, key=key, fourier_scale=1.0)
     model, _ = train.fit_score(
         nn.EDMDenoiser(net, sigma_data=SIGMA_DATA),
         gpm_sde.edm(),
@@ -126,8 +126,8 @@ def run_pf_ode(key, settings, train_x, shared):
 
 
 def _gan_models(key):
-    g = nn.MLPGenerator(8, 2, 128, 3, jr.fold_in(key, 10))
-    d = nn.MLPDiscriminator(2, 128, 3, jr.fold_in(key, 11))
+    g = nn.MLPGenerator(8, 2, 128, 3, key=jr.fold_in(key, 10))
+    d = nn.MLPDiscriminator(2, 128, 3, key=jr.fold_in(key, 11))
     return g, d
 
 
@@ -177,9 +177,10 @@ def run_score_gan(key, settings, train_x, shared):
     real = shared_model(
         shared, "edm", lambda: edm_score_model(jr.fold_in(key, 1), settings, train_x)
     )
-    g = nn.MLPGenerator(8, 2, 128, 3, jr.fold_in(key, 20))
+    g = nn.MLPGenerator(8, 2, 128, 3, key=jr.fold_in(key, 20))
     s = nn.EDMDenoiser(
-        nn.ScoreMLP(2, 128, 3, 32, jr.fold_in(key, 21), fourier_scale=1.0), sigma_data=SIGMA_DATA
+        nn.ScoreMLP(2, 128, 3, 32, key=jr.fold_in(key, 21), fourier_scale=1.0),
+        sigma_data=SIGMA_DATA,
     )
     g, _, _ = train.train_score_gan(
         g,
@@ -204,7 +205,7 @@ DFLOW = {"t1": 3.0, "flow_steps": 30}
 
 def run_discriminator_flow(key, settings, train_x, shared):
     d = nn.MLPDiscriminator(
-        2, 128, 3, jr.fold_in(key, 30), time_conditioned=True, fourier_scale=1.0
+        2, 128, 3, key=jr.fold_in(key, 30), time_conditioned=True, fourier_scale=1.0
     )
     d, _ = train.train_discriminator_flow(
         d,
@@ -228,7 +229,7 @@ def run_diffflow_gan(key, settings, train_x, shared):
     real = shared_model(
         shared, "edm", lambda: edm_score_model(jr.fold_in(key, 1), settings, train_x)
     )
-    g = nn.MLPGenerator(8, 2, 128, 3, jr.fold_in(key, 40))
+    g = nn.MLPGenerator(8, 2, 128, 3, key=jr.fold_in(key, 40))
     g, _ = train.train_diffflow_gan(
         g,
         real,

@@ -200,7 +200,7 @@ def test_dsm_trains_a_score_network(mixture_2d, key):
     process = gpm_sde.vp()
     k_net, k_data, k_eval, k_train = jr.split(key, 4)
     model = gpm_sde.nn.EpsilonParam(
-        gpm_sde.nn.ScoreMLP(2, 16, 1, 8, k_net, fourier_scale=1.0), process.sigma
+        gpm_sde.nn.ScoreMLP(2, 16, 1, 8, key=k_net, fourier_scale=1.0), process.sigma
     )
     x_eval = mixture_2d.sample(k_data, 2048)
     opt = optax.adam(1e-2)
@@ -535,7 +535,7 @@ def test_wgan_gp_penalty_closed_forms(key):
 
 
 def test_clip_weights_bounds_every_layer_and_spares_the_embedding(key):
-    critic = MLPDiscriminator(2, 16, 2, key, time_conditioned=True, embed_dim=8)
+    critic = MLPDiscriminator(2, 16, 2, key=key, time_conditioned=True, embed_dim=8)
     c = 0.01
     clipped = clip_weights(critic, c)
     layers = [

@@ -53,7 +53,7 @@ def _close(a, b, rtol=RTOL):
 
 
 def test_fourier_embedding_formula_and_fixed_frequencies(key):
-    emb = FourierEmbedding(E, key, scale=3.0)
+    emb = FourierEmbedding(E, key=key, scale=3.0)
     t = 0.37
     w = np.asarray(emb.frequencies)
     assert w.shape == (E // 2,)
@@ -65,18 +65,18 @@ def test_fourier_embedding_formula_and_fixed_frequencies(key):
     grads = eqx.filter_grad(lambda m: jnp.sum(m(t)))(emb)
     assert np.all(np.asarray(grads.frequencies) == 0.0)
     # Scale: the frequencies are N(0, scale²) draws — same key, scale 1 gives w / 3.
-    _close(FourierEmbedding(E, key, scale=1.0).frequencies, w / 3.0)
+    _close(FourierEmbedding(E, key=key, scale=1.0).frequencies, w / 3.0)
 
 
 def test_fourier_embedding_rejects_bad_arguments(key):
     with pytest.raises(ValueError, match="`embed_dim` must be even"):
-        FourierEmbedding(7, key)
+        FourierEmbedding(7, key=key)
     with pytest.raises(ValueError, match="`scale` must be > 0"):
-        FourierEmbedding(8, key, scale=0.0)
+        FourierEmbedding(8, key=key, scale=0.0)
     # A batch of times is refused, naming `t` (by the library's own check, or first by the
     # runtime type checker that the test suite installs).
     with pytest.raises((TypeError, ValueError), match=r"`t` must be a scalar|parameter 't'"):
-        FourierEmbedding(8, key)(jnp.ones(3))
+        FourierEmbedding(8, key=key)(jnp.ones(3))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,21 +100,21 @@ def _check_pointwise_net(net, t, x, batch_t, batch_x):
 
 def test_score_mlp_shapes_transforms_and_time_conditioning(key):
     k_net, k_x = jr.split(key)
-    net = ScoreMLP(3, W, 2, E, k_net)
+    net = ScoreMLP(3, W, 2, E, key=k_net)
     xs = jr.normal(k_x, (5, 3))
     ts = jnp.linspace(0.1, 0.9, 5)
     _check_pointwise_net(net, 0.3, xs[0], ts, xs)
     with pytest.raises(ValueError, match=r"`x` must be one point of shape \(3,\)"):
         net(0.3, jnp.ones(4))
     with pytest.raises(ValueError, match="`depth` must be an int >= 1"):
-        ScoreMLP(3, W, 0, E, k_net)
+        ScoreMLP(3, W, 0, E, key=k_net)
 
 
 @pytest.fixture(scope="module")
 def unet():
     """One small U-Net for the module: building it draws ~30 parameter arrays, each a fresh
     XLA compilation of the initialiser (seconds on a 2-core machine)."""
-    return UNet8(jr.key(1), channels=(W, W, W), embed_dim=E)
+    return UNet8(key=jr.key(1), channels=(W, W, W), embed_dim=E)
 
 
 def test_unet8_shapes_transforms_time_conditioning_and_gradients(unet, key):
@@ -154,7 +154,7 @@ def test_unet8_shapes_transforms_time_conditioning_and_gradients(unet, key):
     with pytest.raises((TypeError, ValueError), match=r"`x` must be one point|parameter 'x'"):
         unet(0.3, jnp.ones((8, 8)))
     with pytest.raises(ValueError, match="`channels` must be 3 positive ints"):
-        UNet8(key, channels=(8, 16))
+        UNet8(key=key, channels=(8, 16))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,11 +169,11 @@ def _batched(module, *args, in_axes=0):
 
 def test_mlp_generator(key):
     k_net, k_z = jr.split(key)
-    gen = MLPGenerator(W, 2, W, 2, k_net)
+    gen = MLPGenerator(W, 2, W, 2, key=k_net)
     z = jr.normal(k_z, (6, W))
     x = _batched(gen, z)
     assert x.shape == (6, 2) and x.dtype == jnp.float64
-    bounded = MLPGenerator(W, 8 * W, W, 2, k_net, out_activation=jnp.tanh)
+    bounded = MLPGenerator(W, 8 * W, W, 2, key=k_net, out_activation=jnp.tanh)
     y = _batched(bounded, 5.0 * z)
     assert np.all(np.abs(np.asarray(y)) <= 1.0)
     with pytest.raises(ValueError, match=r"`z` must be one point of shape \(8,\)"):
@@ -182,7 +182,7 @@ def test_mlp_generator(key):
 
 def test_conv_generator8_shape_and_range(key):
     k_net, k_z = jr.split(key)
-    gen = ConvGenerator8(W, k_net, channels=W)
+    gen = ConvGenerator8(W, key=k_net, channels=W)
     z = 3.0 * jr.normal(k_z, (4, W))
     x = _batched(gen, z)
     assert x.shape == (4, 1, 8, 8) and x.dtype == jnp.float64
@@ -194,12 +194,12 @@ def test_conv_generator8_shape_and_range(key):
 def test_discriminators_plain_and_time_conditioned(conv, key):
     k1, k2, k_x = jr.split(key, 3)
     if conv:
-        plain = ConvDiscriminator8(k1, channels=W)
-        timed = ConvDiscriminator8(k2, channels=W, time_conditioned=True, embed_dim=E)
+        plain = ConvDiscriminator8(key=k1, channels=W)
+        timed = ConvDiscriminator8(key=k2, channels=W, time_conditioned=True, embed_dim=E)
         xs = jr.normal(k_x, (4, 1, 8, 8))
     else:
-        plain = MLPDiscriminator(2, W, 2, k1)
-        timed = MLPDiscriminator(2, W, 2, k2, time_conditioned=True, embed_dim=E)
+        plain = MLPDiscriminator(2, W, 2, key=k1)
+        timed = MLPDiscriminator(2, W, 2, key=k2, time_conditioned=True, embed_dim=E)
         xs = jr.normal(k_x, (4, 2))
 
     @jax.jit

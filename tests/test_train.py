@@ -114,7 +114,7 @@ def test_fit_score_recovers_the_gaussian_score_and_leaves_the_process_alone(key)
 
 def test_fit_score_ddpm_eps_loss_decreases(key):
     chain = gpm_sde.ddpm(100)
-    net = nn.ScoreMLP(2, 32, 2, 16, key)
+    net = nn.ScoreMLP(2, 32, 2, 16, key=key)
     data = gpm_sde.data.five_gaussians()
     _, history = train.fit_score(
         EpsNet(net), chain, data, key, steps=300, batch_size=256, lr=3e-3, progress=False
@@ -205,7 +205,7 @@ def test_train_wgan_gp_moves_the_generator_towards_the_data(key):
 
 def test_train_gan_weight_clipping_keeps_the_critic_bounded(key):
     # Clipping acts on eqx.nn layers: an MLP critic.
-    critic = nn.MLPDiscriminator(1, 8, 1, key)
+    critic = nn.MLPDiscriminator(1, 8, 1, key=key)
     _, critic, _ = train.train_gan(
         affine(),
         critic,
@@ -284,7 +284,7 @@ def test_train_diffflow_gan_fixed_points(key):
 
 
 def test_train_discriminator_flow_carries_the_prior_to_the_data(key):
-    d = nn.MLPDiscriminator(1, 32, 2, key, time_conditioned=True, fourier_scale=1.0)
+    d = nn.MLPDiscriminator(1, 32, 2, key=key, time_conditioned=True, fourier_scale=1.0)
     flow = {"t1": 3.0, "flow_steps": 12}
     d, history = train.train_discriminator_flow(
         d,
@@ -308,7 +308,7 @@ def test_train_discriminator_flow_carries_the_prior_to_the_data(key):
 
 def _small_fit(key, steps, **kwargs):
     process = gpm_sde.vp()
-    model = nn.EpsilonParam(nn.ScoreMLP(2, 16, 1, 8, jr.key(3)), process.sigma)
+    model = nn.EpsilonParam(nn.ScoreMLP(2, 16, 1, 8, key=jr.key(3)), process.sigma)
     return train.fit_score(
         model,
         process,
@@ -358,7 +358,7 @@ def test_checkpoint_errors_name_the_file_and_the_fix(key, tmp_path):
     model, _ = _small_fit(key, 10)
     path = tmp_path / "ckpt.eqx"
     train.save_checkpoint(path, model, trainer="fit_score", step=10)
-    other = nn.EpsilonParam(nn.ScoreMLP(2, 32, 1, 8, jr.key(3)), gpm_sde.vp().sigma)
+    other = nn.EpsilonParam(nn.ScoreMLP(2, 32, 1, 8, key=jr.key(3)), gpm_sde.vp().sigma)
     with pytest.raises(train.CheckpointError, match=r"does not match"):
         train.load_checkpoint(path, other)
     with pytest.raises(train.CheckpointError, match=r"written by `fit_score`, not `train_gan`"):
@@ -386,7 +386,7 @@ def test_checkpoint_errors_name_the_file_and_the_fix(key, tmp_path):
 
 def test_progress_bar_shows_the_loss(key, capsys):
     train.fit_score(
-        nn.EpsilonParam(nn.ScoreMLP(2, 8, 1, 8, key), gpm_sde.vp().sigma),
+        nn.EpsilonParam(nn.ScoreMLP(2, 8, 1, 8, key=key), gpm_sde.vp().sigma),
         gpm_sde.vp(),
         gpm_sde.data.five_gaussians(),
         key,

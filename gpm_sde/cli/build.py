@@ -91,19 +91,21 @@ def _score_net(cfg: RunConfig, d: Data, key: Any, fourier_scale: float) -> Any:
     m = cfg["model"]
     if d.is_image:
         return nn.UNet8(
-            key,
+            key=key,
             channels=tuple(m["channels"]),
             embed_dim=m["embed_dim"],
             fourier_scale=fourier_scale,
         )
-    return nn.ScoreMLP(2, m["hidden"], m["depth"], m["embed_dim"], key, fourier_scale=fourier_scale)
+    return nn.ScoreMLP(
+        2, m["hidden"], m["depth"], m["embed_dim"], key=key, fourier_scale=fourier_scale
+    )
 
 
 def _generator(cfg: RunConfig, d: Data, key: Any) -> Any:
     m = cfg["model"]
     if d.is_image:
-        return nn.ConvGenerator8(m["latent_dim"], key, channels=m["conv_width"])
-    return nn.MLPGenerator(m["latent_dim"], 2, m["hidden"], m["depth"], key)
+        return nn.ConvGenerator8(m["latent_dim"], key=key, channels=m["conv_width"])
+    return nn.MLPGenerator(m["latent_dim"], 2, m["hidden"], m["depth"], key=key)
 
 
 def _discriminator(cfg: RunConfig, d: Data, key: Any, time_conditioned: bool) -> Any:
@@ -111,10 +113,10 @@ def _discriminator(cfg: RunConfig, d: Data, key: Any, time_conditioned: bool) ->
     embed = m.get("embed_dim") or 32
     if d.is_image:
         return nn.ConvDiscriminator8(
-            key, channels=m["conv_width"], time_conditioned=time_conditioned, embed_dim=embed
+            key=key, channels=m["conv_width"], time_conditioned=time_conditioned, embed_dim=embed
         )
     return nn.MLPDiscriminator(
-        2, m["hidden"], m["depth"], key, time_conditioned=time_conditioned, embed_dim=embed
+        2, m["hidden"], m["depth"], key=key, time_conditioned=time_conditioned, embed_dim=embed
     )
 
 

@@ -35,7 +35,7 @@ class ResBlock(eqx.Module):
     conv2: eqx.nn.Conv2d
     skip: eqx.nn.Conv2d | None
 
-    def __init__(self, c_in: int, c_out: int, embed: int, key: PRNGKeyArray):
+    def __init__(self, c_in: int, c_out: int, embed: int, *, key: PRNGKeyArray):
         k1, k2, k3, k4 = jr.split(key, 4)
         self.norm1 = eqx.nn.GroupNorm(num_groups(c_in), c_in)
         self.conv1 = eqx.nn.Conv2d(c_in, c_out, 3, padding=1, key=k1)

@@ -45,7 +45,7 @@ class ConvGenerator8(eqx.Module):
     latent_dim: int = eqx.field(static=True)
     channels: int = eqx.field(static=True)
 
-    def __init__(self, latent_dim: int, key: PRNGKeyArray, *, channels: int = 32):
+    def __init__(self, latent_dim: int, *, key: PRNGKeyArray, channels: int = 32):
         self.latent_dim = check_size("latent_dim", latent_dim)
         c = self.channels = check_size("channels", channels)
         k = jr.split(key, 4)
@@ -102,8 +102,8 @@ class ConvDiscriminator8(eqx.Module):
 
     def __init__(
         self,
-        key: PRNGKeyArray,
         *,
+        key: PRNGKeyArray,
         channels: int = 32,
         time_conditioned: bool = False,
         embed_dim: int = 32,
@@ -122,7 +122,7 @@ class ConvDiscriminator8(eqx.Module):
         self.time_conditioned = time_conditioned
         if time_conditioned:
             embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
-            self.embedding = FourierEmbedding(embed_dim, k[4], scale=fourier_scale)
+            self.embedding = FourierEmbedding(embed_dim, key=k[4], scale=fourier_scale)
             self.time_proj = eqx.nn.Linear(embed_dim, embed_dim, key=k[5])
             self.conds = tuple(
                 eqx.nn.Linear(embed_dim, width, key=kk)

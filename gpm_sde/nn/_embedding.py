@@ -35,7 +35,7 @@ class FourierEmbedding(eqx.Module):
     frequencies: Float[Array, " half"]
     embed_dim: int = eqx.field(static=True)
 
-    def __init__(self, embed_dim: int, key: PRNGKeyArray, *, scale: float = 16.0):
+    def __init__(self, embed_dim: int, *, key: PRNGKeyArray, scale: float = 16.0):
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
         check_positive("scale", scale, fix="pass e.g. scale=16.0")
         self.embed_dim = embed_dim

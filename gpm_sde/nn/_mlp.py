@@ -64,8 +64,8 @@ class ScoreMLP(eqx.Module):
         hidden: int,
         depth: int,
         embed_dim: int,
-        key: PRNGKeyArray,
         *,
+        key: PRNGKeyArray,
         fourier_scale: float = 16.0,
         activation: Callable[[Array], Array] = jax.nn.silu,
     ):
@@ -74,7 +74,7 @@ class ScoreMLP(eqx.Module):
         depth = check_size("depth", depth)
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
         keys = jr.split(key, 4 + 2 * depth)
-        self.embedding = FourierEmbedding(embed_dim, keys[0], scale=fourier_scale)
+        self.embedding = FourierEmbedding(embed_dim, key=keys[0], scale=fourier_scale)
         self.time_proj = eqx.nn.Linear(embed_dim, hidden, key=keys[1])
         self.inp = eqx.nn.Linear(dim, hidden, key=keys[2])
         self.conds = tuple(eqx.nn.Linear(hidden, hidden, key=k) for k in keys[4 : 4 + depth])
@@ -123,8 +123,8 @@ class MLPGenerator(eqx.Module):
         out_dim: int,
         hidden: int,
         depth: int,
-        key: PRNGKeyArray,
         *,
+        key: PRNGKeyArray,
         activation: Callable[[Array], Array] = jax.nn.relu,
         out_activation: Callable[[Array], Array] | None = None,
     ):
@@ -188,8 +188,8 @@ class MLPDiscriminator(eqx.Module):
         in_dim: int,
         hidden: int,
         depth: int,
-        key: PRNGKeyArray,
         *,
+        key: PRNGKeyArray,
         time_conditioned: bool = False,
         embed_dim: int = 32,
         fourier_scale: float = 16.0,
@@ -210,7 +210,7 @@ class MLPDiscriminator(eqx.Module):
         self.activation = activation
         if time_conditioned:
             embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
-            self.embedding = FourierEmbedding(embed_dim, keys[depth + 1], scale=fourier_scale)
+            self.embedding = FourierEmbedding(embed_dim, key=keys[depth + 1], scale=fourier_scale)
             self.time_proj = eqx.nn.Linear(embed_dim, hidden, key=keys[depth + 2])
             self.conds = tuple(
                 eqx.nn.Linear(hidden, hidden, key=k) for k in keys[depth + 3 : 2 * depth + 3]

@@ -64,8 +64,8 @@ class UNet8(eqx.Module):
 
     def __init__(
         self,
-        key: PRNGKeyArray,
         *,
+        key: PRNGKeyArray,
         channels: Sequence[int] = (32, 64, 64),
         embed_dim: int = 32,
         fourier_scale: float = 16.0,
@@ -73,18 +73,18 @@ class UNet8(eqx.Module):
         c0, c1, c2 = check_channels("channels", channels, 3)
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
         k = jr.split(key, 13)
-        self.embedding = FourierEmbedding(embed_dim, k[0], scale=fourier_scale)
+        self.embedding = FourierEmbedding(embed_dim, key=k[0], scale=fourier_scale)
         self.time_proj = eqx.nn.Linear(embed_dim, embed_dim, key=k[1])
         self.conv_in = eqx.nn.Conv2d(1, c0, 3, padding=1, key=k[2])
-        self.block0 = ResBlock(c0, c0, embed_dim, k[3])
+        self.block0 = ResBlock(c0, c0, embed_dim, key=k[3])
         self.down1 = eqx.nn.Conv2d(c0, c1, 3, stride=2, padding=1, key=k[4])
-        self.block1 = ResBlock(c1, c1, embed_dim, k[5])
+        self.block1 = ResBlock(c1, c1, embed_dim, key=k[5])
         self.down2 = eqx.nn.Conv2d(c1, c2, 3, stride=2, padding=1, key=k[6])
-        self.mid = ResBlock(c2, c2, embed_dim, k[7])
+        self.mid = ResBlock(c2, c2, embed_dim, key=k[7])
         self.up1 = eqx.nn.Conv2d(c2, c1, 3, padding=1, key=k[8])
-        self.block_up1 = ResBlock(2 * c1, c1, embed_dim, k[9])
+        self.block_up1 = ResBlock(2 * c1, c1, embed_dim, key=k[9])
         self.up0 = eqx.nn.Conv2d(c1, c0, 3, padding=1, key=k[10])
-        self.block_up0 = ResBlock(2 * c0, c0, embed_dim, k[11])
+        self.block_up0 = ResBlock(2 * c0, c0, embed_dim, key=k[11])
         self.norm_out = eqx.nn.GroupNorm(num_groups(c0), c0)
         self.conv_out = eqx.nn.Conv2d(c0, 1, 3, padding=1, key=k[12])
 

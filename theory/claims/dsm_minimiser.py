@@ -150,7 +150,7 @@ def _first_stage(
     """A fresh `EpsilonParam(ScoreMLP)` and the first `steps` of its training along a schedule
     of `total` steps, in one compilation (building the network eagerly, or in a `jit` of its
     own, costs a compilation of its own)."""
-    initial = EpsilonParam(ScoreMLP(2, HIDDEN, DEPTH, EMBED, jr.fold_in(key, 0)), process.sigma)
+    initial = EpsilonParam(ScoreMLP(2, HIDDEN, DEPTH, EMBED, key=jr.fold_in(key, 0)), process.sigma)
     loss = _objective(process, law, batch)
     trained, losses = fit(initial, loss, steps, LR, jr.fold_in(key, 1), schedule_steps=total)
     return initial, trained, losses

@@ -44,8 +44,8 @@ class _Problem(eqx.Module):
 def _problem(key: PRNGKeyArray) -> _Problem:
     """Built under `jit`: eager initialisation would dispatch (and compile) op by op."""
     kg, kd, kz = jr.split(key, 3)
-    generator = MLPGenerator(2, 2, 16, 2, kg, activation=jnp.tanh)
-    discriminator = MLPDiscriminator(2, 16, 2, kd, time_conditioned=True, activation=jnp.tanh)
+    generator = MLPGenerator(2, 2, 16, 2, key=kg, activation=jnp.tanh)
+    discriminator = MLPDiscriminator(2, 16, 2, key=kd, time_conditioned=True, activation=jnp.tanh)
     return _Problem(generator, discriminator, jr.normal(kz, (N_LATENTS, 2)))
 
 

@@ -55,7 +55,7 @@ def _train(
         fake = jax.vmap(d)(q.sample(kq, BATCH))
         return loss.discriminator_loss(real, fake)
 
-    return fit(MLPDiscriminator(1, HIDDEN, DEPTH, init_key), d_loss, steps, LR, fit_key)
+    return fit(MLPDiscriminator(1, HIDDEN, DEPTH, key=init_key), d_loss, steps, LR, fit_key)
 
 
 @eqx.filter_jit

@@ -65,7 +65,10 @@ def _train(
     discriminator on `MinimaxGAN`. The two losses add up but share no parameters, so Adam
     trains each as if alone. The laws are traced arrays: one compilation serves every case."""
     kc, kd, kf = jr.split(key, 3)
-    models = (MLPDiscriminator(2, HIDDEN, DEPTH, kc), MLPDiscriminator(2, HIDDEN, DEPTH, kd))
+    models = (
+        MLPDiscriminator(2, HIDDEN, DEPTH, key=kc),
+        MLPDiscriminator(2, HIDDEN, DEPTH, key=kd),
+    )
 
     def loss(m: tuple[MLPDiscriminator, MLPDiscriminator], k: PRNGKeyArray) -> Array:
         critic, disc = m
