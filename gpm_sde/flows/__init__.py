@@ -6,7 +6,6 @@ from ._gpm import (
     DiscriminatorField as DiscriminatorField,
     ScoreGANField as ScoreGANField,
     discriminator_field as discriminator_field,
-    int_pm_loss as int_pm_loss,
     particle_flow as particle_flow,
     score_gan_field as score_gan_field,
 )

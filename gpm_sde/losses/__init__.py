@@ -1,6 +1,6 @@
 r"""Losses as pure functions: denoising score matching, the DDPM noise-prediction loss, GAN
-losses (minimax, non-saturating, Wasserstein, least squares, hinge, f-GAN) and the
-discriminator regularisers (R1, WGAN-GP, weight clipping)."""
+losses (minimax, non-saturating, Wasserstein, least squares, hinge, f-GAN), the
+discriminator regularisers (R1, WGAN-GP, weight clipping) and the Int-PM generator loss."""
 
 from ._gan import (
     FGAN as FGAN,
@@ -18,6 +18,7 @@ from ._gan import (
     f_divergence as f_divergence,
     gan_loss as gan_loss,
 )
+from ._int_pm import int_pm_loss as int_pm_loss
 from ._penalties import (
     clip_weights as clip_weights,
     gradient_penalty as gradient_penalty,

@@ -11,7 +11,8 @@ import optax
 from jaxtyping import PRNGKeyArray
 
 from .._checks import check_positive
-from ..flows import diffflow, int_pm_loss
+from ..flows import diffflow
+from ..losses import int_pm_loss
 from ..schedules import Schedule
 from ..scores import AnnealedScore, SmoothedCloudScore
 from ._common import (

@@ -14,8 +14,8 @@ import optax
 from jaxtyping import PRNGKeyArray
 
 from .._checks import check_finite, check_positive
-from ..flows import int_pm_loss, score_gan_field
-from ..losses import dsm_loss
+from ..flows import score_gan_field
+from ..losses import dsm_loss, int_pm_loss
 from ..processes import edm
 from ._common import (
     check_batch_size,
