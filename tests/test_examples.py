@@ -14,6 +14,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 # What each script prints when it ran through (its last stage).
 EXPECTED = {
+    "demo.py": "noise floor (two data samples)",
     "new_sde_variant.py": "marginals preserved, control rejected: True",
     "plain_jax_score.py": "bits/dim",
     "vp_sde_vs_pf_ode.py": "PF-ODE deterministic: True",

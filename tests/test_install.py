@@ -3,6 +3,7 @@ package is missing says which extra to install."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,41 @@ def test_progress_bar_without_tqdm_warns_once_and_still_iterates(monkeypatch):
     bar.update(1)
     bar.close()
     assert list(progress_bar([4], disable=True)) == [4]
+
+
+HEAVY = ("jax", "jaxlib", "numpy", "equinox", "diffrax", "optax", "lineax", "jaxtyping")
+
+
+def _imported_after(code: str) -> list[str]:
+    """The heavy packages in `sys.modules` after running `code` in a fresh interpreter."""
+    probe = f"import sys\n{code}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_package_imports_no_jax():
+    assert _imported_after("import gpm_sde; gpm_sde.__version__; dir(gpm_sde)") == []
+
+
+def test_the_top_level_names_load_on_first_use():
+    import gpm_sde
+
+    for name in gpm_sde.__all__:
+        assert getattr(gpm_sde, name) is not None, name
+    assert set(gpm_sde.__all__) <= set(dir(gpm_sde))
+    assert gpm_sde.vp is gpm_sde.processes.vp
+    with pytest.raises(AttributeError, match="no_such_name"):
+        gpm_sde.no_such_name  # noqa: B018
+    # The imports that type checkers see (under TYPE_CHECKING) are the lazy table's names.
+    init = (ROOT / "gpm_sde" / "__init__.py").read_text(encoding="utf-8")
+    assert gpm_sde.__all__ == ["__version__", *gpm_sde._SUBPACKAGES, *gpm_sde._NAMES]
+    assert set(re.findall(r"\b(\w+) as \1\b", init)) == set(gpm_sde.__all__) - {"__version__"}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["demo", "--help"], ["verify", "-h"]])
+def test_cli_help_imports_no_jax(argv):
+    code = f"from gpm_sde.cli import main\ncode = main({argv!r})\nassert code == 0, code"
+    assert _imported_after(code) == []

@@ -1,7 +1,7 @@
 r"""The `gpm-sde` command line: `demo`, `train`, `sample` and `verify`.
 
 ```
-gpm-sde demo [--out DIR] [--fast]          # DiffFlow across g and the reverse λ-family
+gpm-sde demo [--out DIR] [--fast]          # examples/demo.py: DiffFlow across g, the λ-family
 gpm-sde train CONFIG.toml [--out DIR]      # a training loop of gpm_sde.train from TOML
 gpm-sde sample RUN_DIR [--n N] [--out F]   # samples of a trained run, .npy and .png
 gpm-sde verify [CLAIM ...] [--fast]        # the theory report (python -m theory)
@@ -9,24 +9,42 @@ gpm-sde verify [CLAIM ...] [--fast]        # the theory report (python -m theory
 
 `main(argv)` runs it in-process and returns the exit code: 0 on success, 2 on a usage or
 configuration error (the message names the key or the file), otherwise the command's own
-code (`verify` returns 1 when a claim fails). Heavy imports (JAX) happen inside the commands,
-so `--help` is quick.
+code (`verify` returns 1 when a claim fails). The arguments are parsed before anything heavy
+is imported: `gpm-sde --help` loads no command module and no JAX, and a command imports only
+its own module. `demo` and `verify` run scripts of the repository (`examples/demo.py`, the
+`theory` package), so they need a clone of it; `train` and `sample` need only the package.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from . import demo, sample_cmd, train_cmd, verify
-from .config import ConfigError
+from .config import ConfigError  # the standard library only
+
+# Each command: the module of `gpm_sde.cli` that defines it (its `add_parser` and `run`), and
+# the one-line help that `gpm-sde --help` lists without importing that module.
+COMMANDS = {
+    "demo": ("demo", "DiffFlow across g and the reverse λ-family on a 2-D mixture"),
+    "train": ("train_cmd", "train a model family from a TOML configuration"),
+    "sample": ("sample_cmd", "draw samples from a trained run"),
+    "verify": ("verify", "run the theory report (python -m theory)"),
+}
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser of `gpm-sde` and its subcommands."""
+def parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser of `gpm-sde` and its subcommands.
+
+    **Arguments:**
+
+    - `commands`: the commands whose options are loaded (importing their modules); default:
+      all of them. The other commands are listed with their one-line help only.
+    """
     from .. import __version__
 
+    loaded = set(COMMANDS if commands is None else commands)
     root = argparse.ArgumentParser(
         prog="gpm-sde",
         description=(
@@ -35,23 +53,29 @@ def parser() -> argparse.ArgumentParser:
         ),
     )
     root.add_argument("--version", action="version", version=f"gpm_sde {__version__}")
-    commands = root.add_subparsers(
+    subparsers = root.add_subparsers(
         dest="command", metavar="COMMAND", required=True, help="the command to run"
     )
-    demo.add_parser(commands)
-    train_cmd.add_parser(commands)
-    sample_cmd.add_parser(commands)
-    verify.add_parser(commands)
+    for name, (module, summary) in COMMANDS.items():
+        if name in loaded:
+            importlib.import_module(f".{module}", __name__).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return root
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named by `argv` (its first positional argument), if it is one."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `gpm-sde` with the arguments `argv` (default: `sys.argv[1:]`); return the exit
     code."""
-    from ..train import CheckpointError
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    root = parser()
+    command = _command(argv)
+    root = parser([] if command is None else [command])
     try:
         args, extra = root.parse_known_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error
@@ -64,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.extra = extra  # passed on to `python -m theory`
     try:
         return int(args.run(args))
-    except (ConfigError, CheckpointError) as err:
+    except Exception as err:
+        if not isinstance(err, _usage_errors()):
+            raise
         print(f"gpm-sde {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The errors reported as a usage error (exit code 2): a bad configuration, and a bad
+    checkpoint when the training module was loaded (only then can one have been raised)."""
+    train = sys.modules.get("gpm_sde.train")
+    return (ConfigError,) if train is None else (ConfigError, train.CheckpointError)

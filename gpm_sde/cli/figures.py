@@ -1,12 +1,11 @@
 r"""Figures of the command line, drawn with matplotlib (the Agg backend, no display needed).
 
-matplotlib is an optional dependency (the `dev` extra): without it the commands still write
-their arrays and tables, and say that the figure was skipped.
+matplotlib is an optional dependency (the `plot` and `cli` extras): without it the commands
+still write their arrays and tables, and say that the figure was skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,26 @@ def pyplot() -> Any:
     return plt
 
 
-MISSING = "matplotlib is not installed (pip install matplotlib): figure skipped"
+MISSING = 'matplotlib is not installed (pip install "gpm_sde[plot]"): figure skipped'
+
+
+def image_grid(
+    images: np.ndarray, cols: int = 8, pad: int = 2, fill: float | None = None
+) -> np.ndarray:
+    """Tile images `(n, h, w)` into one array, `cols` per row, with `pad` pixels of `fill`
+    between and around them (default: the smallest value, the background of the `gray_r`
+    digits), so that neighbouring images stay apart instead of merging into stripes. Missing
+    tiles of the last row are left blank."""
+    images = np.asarray(images)
+    n, h, w = images.shape
+    rows = max(1, -(-n // cols))
+    value = float(images.min()) if fill is None else fill
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), value, images.dtype)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top : top + h, left : left + w] = img
+    return grid
 
 
 def samples_figure(
@@ -45,45 +63,12 @@ def samples_figure(
         ax.legend(loc="upper right", markerscale=4)
     else:
         images = samples.reshape(samples.shape[0], *samples.shape[-2:])[:64]
-        cols = 8
-        rows = max(1, -(-images.shape[0] // cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(cols, rows), squeeze=False)
-        for ax in axes.ravel():
-            ax.axis("off")
-        for ax, img in zip(axes.ravel(), images, strict=False):
-            ax.imshow(img, cmap="gray_r", vmin=-1, vmax=1)
+        fig, ax = plt.subplots(figsize=(6, 6))
+        ax.imshow(image_grid(images, fill=-1.0), cmap="gray_r", vmin=-1, vmax=1)
+        ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def mixture_density_1d(
-    weights: np.ndarray, means: np.ndarray, covs: np.ndarray, axis: int, grid: np.ndarray
-) -> np.ndarray:
-    """The density of coordinate `axis` of a Gaussian mixture on `grid`."""
-    mu = means[:, axis][:, None]
-    var = covs[:, axis, axis][:, None]
-    comps = np.exp(-0.5 * (grid[None] - mu) ** 2 / var) / np.sqrt(2 * np.pi * var)
-    return (weights[:, None] * comps).sum(axis=0)
-
-
-def histogram_panel(
-    ax: Any,
-    clouds: dict[str, np.ndarray],
-    grid: np.ndarray,
-    exact: np.ndarray | None,
-    title: str,
-    colors: Sequence[str],
-) -> None:
-    """Overlaid step histograms of the first coordinate of each cloud (and an exact density)."""
-    bins = np.linspace(grid[0], grid[-1], 50)
-    for (name, y), color in zip(clouds.items(), colors, strict=False):
-        ax.hist(y[:, 0], bins=bins, density=True, histtype="step", lw=1.5, color=color, label=name)
-    if exact is not None:
-        ax.plot(grid, exact, "k--", lw=1, label="exact")
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel("x₁")
-    ax.legend(fontsize=7)
