@@ -22,9 +22,9 @@ def fokker_planck_rhs(
     $$\mathcal{L}^* p\,(s, x) = -\nabla\cdot\big(p\, b(s, \cdot)\big)(x)
     + \tfrac12 g(s)^2\,\Delta p(x),$$
 
-    so that the law $p_s$ of `sde` solves $\partial_s p = \mathcal{L}^* p$ (Risken 1989, eq. 4.1;
-    DESIGN §1). Computed with forward-over-reverse autodiff: no sampling, exact to round-off.
-    The drift is evaluated on the one-particle cloud `x[None]`, so mean-field drifts are not
+    so that the law $p_s$ of `sde` solves $\partial_s p = \mathcal{L}^* p$ (Risken 1989,
+    eq. 4.1). Computed with forward-over-reverse autodiff: no sampling, exact to round-off. The
+    drift is evaluated on the one-particle cloud `x[None]`, so mean-field drifts are not
     meant here.
 
     **Arguments:**
