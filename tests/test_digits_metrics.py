@@ -1,6 +1,6 @@
 """`gpm_sde.metrics.digits_*`: the shipped digits classifier, the digits-FD and class coverage.
 
-The classifier was trained on the train split only (`scripts/train_digits_classifier.py`), so
+The classifier was trained on the train split only (`benchmarks/train_digits_classifier.py`), so
 its accuracy on the 359 test images is an honest held-out estimate; at the measured ~0.98 the
 binomial standard error is sqrt(0.98 * 0.02 / 359) ≈ 0.0074, and the threshold 0.95 is ~4 SE
 below. Round-off checks are in float64 (the features are computed in float32 and cast, so FD

@@ -9,7 +9,7 @@ $$\mathrm{FID}(x, y) = \|m_x - m_y\|^2 + \operatorname{tr}\Big(\Sigma_x + \Sigma
 with $(m, \Sigma)$ the mean and covariance of the penultimate activations of Inception-v3.
 Inception does not see $8 \times 8$ images, so this module ships its **digits analogue**: a
 small CNN, [`DigitsClassifier`][gpm_sde.metrics.DigitsClassifier], trained on the train split
-of `gpm_sde.data.digits` only (by `scripts/train_digits_classifier.py`), whose 64-dimensional
+of `gpm_sde.data.digits` only (by `benchmarks/train_digits_classifier.py`), whose 64-dimensional
 penultimate layer plays the role of Inception's pool features. The *digits-FD* is the
 Fréchet distance of [`frechet_distance`][gpm_sde.metrics.frechet_distance] between the
 features of two sets of images.
@@ -45,7 +45,7 @@ FEATURE_DIM = 64
 """The dimension of the features (the penultimate layer) of the digits classifier."""
 
 _MAX_ABS = 10.0
-_TRAIN_HINT = "regenerate it with `python scripts/train_digits_classifier.py`"
+_TRAIN_HINT = "regenerate it with `python benchmarks/train_digits_classifier.py`"
 
 
 class DigitsClassifier(eqx.Module):

@@ -7,7 +7,7 @@ random ±1-pixel shifts, from a fixed seed, then prints the train and test accur
 
 Run from the repository root (about a minute on two CPU cores):
 
-    python scripts/train_digits_classifier.py [--steps 3000] [--out PATH]
+    python benchmarks/train_digits_classifier.py [--steps 3000] [--out PATH]
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@ r"""Score model + reverse SDE and Score GAN on scikit-learn's 8×8 digits, on th
 the digits-FD (the Fréchet distance of the shipped classifier's features, the role FID plays
 for images) next to the data's own train-versus-test digits-FD, and by per-class coverage.
 
-    python results/digits.py                  # both models, full settings
-    python results/digits.py --model score-gan
-    python results/digits.py --fast           # tiny settings (a smoke test)
+    python benchmarks/digits.py                  # both models, full settings
+    python benchmarks/digits.py --model score-gan
+    python benchmarks/digits.py --fast           # tiny settings (a smoke test)
 
 Each model generates as many images as the training split (1,438), so its digits-FD to the
 test split is comparable with the train-versus-test digits-FD (the FD estimator's bias depends
@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from _common import parse_args, timed_runs, write_report  # results/_common.py
+from _common import parse_args, timed_runs, write_report  # benchmarks/_common.py
 
 import gpm_sde
 from gpm_sde import data, metrics, nn, samplers, train
+from gpm_sde.cli.figures import image_grid
 
 CHANNELS = (16, 32, 32)
 SIGMA_DATA = 0.6  # about the pixel standard deviation of the digits scaled to [-1, 1]
@@ -191,8 +192,8 @@ def _figure(path: Path, test_x: np.ndarray, images: dict[str, np.ndarray]) -> No
     panels = {"test data": test_x, **images}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
     for ax, (name, x) in zip(np.atleast_1d(axes), panels.items(), strict=True):
-        grid = x[:64, 0].reshape(8, 8, 8, 8).transpose(0, 2, 1, 3).reshape(64, 64)
-        ax.imshow(grid, cmap="gray_r", vmin=-1, vmax=1)
+        # 8 × 8 tiles two pixels apart, so that neighbouring digits do not merge into stripes.
+        ax.imshow(image_grid(x[:64, 0], fill=-1.0), cmap="gray_r", vmin=-1, vmax=1)
         ax.set(title=name, xticks=[], yticks=[])
     fig.tight_layout()
     fig.savefig(path, dpi=110)

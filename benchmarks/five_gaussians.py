@@ -1,9 +1,9 @@
 r"""Seven generative models on GPM's five-Gaussian toy (Franceschi et al. 2023, §5), trained
 from samples on the CPU, each judged by its MMD to held-out data and its mode weights.
 
-    python results/five_gaussians.py                 # all models, full settings
-    python results/five_gaussians.py --model wgan-gp  # one model
-    python results/five_gaussians.py --fast           # tiny settings (a smoke test)
+    python benchmarks/five_gaussians.py                 # all models, full settings
+    python benchmarks/five_gaussians.py --model wgan-gp  # one model
+    python benchmarks/five_gaussians.py --fast           # tiny settings (a smoke test)
 
 Bar (issue 5): MMD(generated, held-out) ≤ 3 × MMD(held-out, held-out'), both on samples of
 `N_EVAL` points, with MMD the square root of the biased V-statistic MMD²_b (always ≥ 0; see
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from _common import parse_args, timed_runs, write_report  # results/_common.py
+from _common import parse_args, timed_runs, write_report  # benchmarks/_common.py
 
 import gpm_sde
 from gpm_sde import data, metrics, nn, samplers, train
