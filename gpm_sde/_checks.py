@@ -98,3 +98,11 @@ def check_scalar(name: str, value: Any) -> None:
         raise TypeError(f"`{name}` must be a real number, got dtype {arr.dtype} ({value!r}).")
     if arr.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got an array of shape {arr.shape}.")
+
+
+def check_callable(name: str, fn: Any, signature: str = "") -> None:
+    """Raise `TypeError` unless `fn` is callable; `signature` says what to pass, e.g.
+    `"(t, x) -> ∇log p_t(x)"`."""
+    if not callable(fn):
+        want = f"a callable `{signature}`" if signature else "a callable"
+        raise TypeError(f"`{name}` must be {want}, got {type(fn).__name__} {fn!r}.")

@@ -2,8 +2,8 @@
 diffusion's score sees the exact diffusion time.
 
 - Every transform (`reverse` with λ = None/0/0.5, `probability_flow`, `reweight_noise`,
-  `diffflow`, `gan_flow`, `langevin_flow`, `langevin_sde`, the GPM Score-GAN field) × every kind of
-  score (pointwise, mean-field cloud, time-dependent cloud): the drift on a cloud equals the
+  `diffflow`, `gan_flow`, `langevin_flow` (β(s), constant β), the GPM Score-GAN field) × every
+  kind of score (pointwise, mean-field cloud, time-dependent cloud): the drift on a cloud equals the
   equation written out here, with the pointwise score evaluated point by point in a Python loop
   and the cloud score called once on the whole cloud. float64; the two sides differ only by the
   order of floating-point operations, so `rtol = 1e-12`.
@@ -33,7 +33,6 @@ import gpm_sde
 from gpm_sde.flows import gan_flow, langevin_flow, score_gan_field
 from gpm_sde.samplers import (
     annealed_langevin,
-    langevin_sde,
     predictor_corrector,
     probability_flow_sample,
     reverse_sde_sample,
@@ -162,7 +161,7 @@ def _transforms(score, other):
     def lsde(s, y):
         return 0.4 * ev(s, y)
 
-    out.append(("langevin_sde", langevin_sde(sc, 0.4), lsde))
+    out.append(("langevin_flow(0.4)", langevin_flow(sc, 0.4), lsde))
 
     sigma = lambda s: 0.2 + 0.5 * s  # noqa: E731
 

@@ -248,13 +248,13 @@ def test_exact_eps_model_is_the_scaled_score(law):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12)
 
 
-def test_langevin_sde_has_the_target_as_stationary_law(key):
+def test_langevin_flow_has_the_target_as_stationary_law(key):
     """dx = c ∇log p ds + sqrt(2c) dW with p = N(m, S) and c = 0.5: from a point mass, at
     s = 8 the cloud is within 5 SE of N(m, S) (relaxation e^{-c s/λ_max} ≈ 1e-3; Euler's
     step bias c Δs/(2λ) ≈ 0.5% is below the 5-SE band at 4000 points)."""
     m, cov = jnp.array([1.0, -2.0]), jnp.array([[0.8, 0.3], [0.3, 0.5]])
     prec = jnp.linalg.inv(cov)
-    sde = samplers.langevin_sde(lambda s, x: -prec @ (x - m), step_scale=0.5)
+    sde = gpm_sde.langevin_flow(lambda s, x: -prec @ (x - m), beta=0.5)
     sol = gpm_sde.simulate(sde, jnp.zeros((4000, 2)), key, t1=8.0, steps=800)
     assert sol.ys is not None
     assert max_moment_z_score(sol.ys[-1], m, cov) < K_SE_MOMENTS

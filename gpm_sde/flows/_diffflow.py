@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._checks import check_positive, is_concrete
+from .._checks import check_callable, check_positive, is_concrete
 from ..schedules import Constant, Schedule, as_schedule
 from ..sde import SDE, AbstractDrift, LinearDrift, ScalarDiffusion, ScoreDrift
 from ..sde._zero import is_literal_zero
@@ -82,19 +82,43 @@ def gan_flow(
 
 
 def langevin_flow(
-    real_score: Callable[..., Any],
-    beta: Schedule,
+    score: Callable[..., Any],
+    beta: Schedule = 1.0,
     f: AbstractDrift | Schedule | None = None,
+    *,
+    label: str = "`score` of `langevin_flow`",
 ) -> SDE:
-    r"""DiffFlow's diffusion end, $g^2 = 2\beta$: (annealed) Langevin dynamics on $q_{\sigma(s)}$,
+    r"""Overdamped (annealed) Langevin dynamics, DiffFlow's diffusion end $g^2 = 2\beta$:
 
-    $$dx = \big[f + \beta(s)\,\nabla\log q_{\sigma(s)}(x)\big]\,ds + \sqrt{2\beta(s)}\,dW_s$$
+    $$dx = \big[f(s, x) + \beta(s)\,\nabla\log q_s(x)\big]\,ds + \sqrt{2\beta(s)}\,dW_s .$$
 
-    (Zhang et al. 2023, §3.2; NCSN, Song & Ermon 2019). The generated-score term vanishes.
+    With $f = 0$ and $d\tau = \beta(s)\,ds$ this is $dx = \nabla\log q\,d\tau + \sqrt2\,dW_\tau$,
+    whose stationary law is $q$ (Roberts & Tweedie 1996; Song & Ermon 2019, eq. 4 in the limit
+    of a small step): $\beta \ge 0$ is a time change. One Euler–Maruyama step of length
+    $\Delta s$ is the unadjusted Langevin update $x + h\nabla\log q(x) + \sqrt{2h}\,z$ with
+    step $h = \beta(s)\Delta s$. In DiffFlow (Zhang et al. 2023, §3.2) $q_s = q_{\sigma(s)}$ is
+    the data law smoothed at the level $\sigma(s)$ and the generated-score term vanishes; with
+    $\beta$ and $\sigma$ piecewise constant it is annealed Langevin dynamics (NCSN, Song &
+    Ermon 2019, Algorithm 1;
+    [`annealed_langevin`][gpm_sde.samplers.annealed_langevin]).
+
+    **Arguments:**
+
+    - `score`: the score `(s, x) -> ∇log q_s(x)` in the SDE's own time $s$ (a
+      time-independent score ignores `s`; an annealed data score is e.g.
+      [`AnnealedScore`][gpm_sde.scores.AnnealedScore]): pointwise on one point, or a cloud
+      score (called on the whole cloud).
+    - `beta`: $\beta(s) \ge 0$, a float or callable of $s$; `1` is plain Langevin.
+    - `f`: an extra drift: `None`, a schedule $a(s)$ meaning $f = a(s)\,x$, or any
+      [`AbstractDrift`][gpm_sde.sde.AbstractDrift].
+    - `label`: how error messages name `score`.
+
+    **Returns:** an [`SDE`][gpm_sde.SDE]; run it with [`simulate`][gpm_sde.simulate].
     """
+    check_callable("score", score, "(s, x) -> ∇log q_s(x)")
     _check_nonnegative("beta", beta)
     beta_s = as_schedule(beta)
-    drift: AbstractDrift = ScoreDrift(beta_s, real_score, "`real_score` of `langevin_flow`")
+    drift: AbstractDrift = ScoreDrift(beta_s, score, label)
     extra = _as_drift(f)
     if extra is not None:
         drift = extra + drift

@@ -4,7 +4,7 @@ r"""Samplers: the classic generation algorithms, each a few lines on top of the 
   [`reverse_sde_sample`][gpm_sde.samplers.reverse_sde_sample] (any member of the reverse
   family), [`probability_flow_sample`][gpm_sde.samplers.probability_flow_sample] and
   [`annealed_langevin`][gpm_sde.samplers.annealed_langevin] (Song & Ermon 2019), which is
-  Euler–Maruyama of a time-changed [`langevin_sde`][gpm_sde.samplers.langevin_sde].
+  Euler–Maruyama of the time-changed [`langevin_flow`][gpm_sde.flows.langevin_flow].
 - `lax.scan` loops: [`predictor_corrector`][gpm_sde.samplers.predictor_corrector] (Song et al.
   2021), [`ddpm_ancestral`][gpm_sde.samplers.ddpm_ancestral] (Ho et al. 2020) and
   [`ddim`][gpm_sde.samplers.ddim] (Song, Meng & Ermon 2021).
@@ -67,7 +67,6 @@ from ._ddpm import (
 from ._langevin import (
     annealed_langevin as annealed_langevin,
     geometric_sigmas as geometric_sigmas,
-    langevin_sde as langevin_sde,
 )
 from ._predictor_corrector import predictor_corrector as predictor_corrector
 from ._result import Samples as Samples

@@ -1,4 +1,4 @@
-r"""Langevin dynamics as an `SDE`, and annealed Langevin sampling (Song & Ermon 2019)."""
+r"""Annealed Langevin sampling (Song & Ermon 2019)."""
 
 from __future__ import annotations
 
@@ -13,42 +13,12 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import _as_numpy, check_float_array, check_positive, is_concrete
 from ..distributions import IsotropicNormal
-from ..schedules import AbstractSchedule, Schedule, as_schedule
+from ..flows import langevin_flow
+from ..schedules import AbstractSchedule
 from ..scores import AnnealedScore
-from ..sde import SDE, ScalarDiffusion, ScoreDrift
 from ..solve import simulate
 from ._common import check_callable, check_int, start_cloud
 from ._result import Samples
-
-
-def langevin_sde(
-    score: Callable[..., Any],
-    step_scale: Schedule = 1.0,
-    *,
-    label: str = "`score` of `langevin_sde`",
-) -> SDE:
-    r"""Overdamped Langevin dynamics of the law $p_s$, time-changed by $c(s) \ge 0$:
-
-    $$dx = c(s)\,\nabla\log p_s(x)\,ds + \sqrt{2 c(s)}\,dW_s .$$
-
-    With $d\tau = c(s)\,ds$ this is $dx = \nabla\log p\,d\tau + \sqrt2\,dW_\tau$, whose
-    stationary law is $p$ (Roberts & Tweedie 1996; Song & Ermon 2019, eq. 4 in the limit of a
-    small step). One Euler–Maruyama step of length $\Delta s$ is the unadjusted Langevin
-    update $x + h\nabla\log p(x) + \sqrt{2h}\,z$ with step $h = c(s)\Delta s$.
-
-    **Arguments:**
-
-    - `score`: a score `(s, x) -> ∇log p_s(x)` in the SDE's own time $s$ (a
-      time-independent score ignores `s`): pointwise on one point, or a cloud score (called
-      on the whole cloud).
-    - `step_scale`: the time change $c(s)$, a float or callable; `1` is plain Langevin.
-    - `label`: how error messages name `score`.
-
-    **Returns:** an [`SDE`][gpm_sde.SDE]; run it with [`simulate`][gpm_sde.simulate].
-    """
-    check_callable("score", score, "(s, x) -> ∇log p_s(x)")
-    c = as_schedule(step_scale)
-    return SDE(ScoreDrift(c, score, label), ScalarDiffusion((2.0 * c) ** 0.5))
 
 
 def geometric_sigmas(
@@ -116,9 +86,9 @@ def annealed_langevin(
     each.
 
     **Implementation.** Level $i$ is Euler–Maruyama, with unit steps, of the time-changed
-    Langevin SDE [`langevin_sde`][gpm_sde.samplers.langevin_sde] with $c = \alpha_i/2$: the
-    step $x + c\nabla\log q_{\sigma_i} + \sqrt{2c}\,z$ is exactly the update above. All levels
-    together are one SDE in the step counter $s \in [0, LT]$ with $\sigma(s)$ and $c(s)$
+    Langevin SDE [`langevin_flow`][gpm_sde.flows.langevin_flow] with $\beta = \alpha_i/2$: the
+    step $x + \beta\nabla\log q_{\sigma_i} + \sqrt{2\beta}\,z$ is exactly the update above. All
+    levels together are one SDE in the step counter $s \in [0, LT]$ with $\sigma(s)$ and $\beta(s)$
     piecewise constant ($\sigma(s) = \sigma_{\lfloor s/T\rfloor + 1}$), solved by one call of
     [`simulate`][gpm_sde.simulate] with `diffrax.Euler()` and $LT$ unit steps.
 
@@ -164,7 +134,7 @@ def annealed_langevin(
     eps_arr = jnp.asarray(eps, dtype=dtype)
     sigma_s = _AnnealedSchedule(sig, eps_arr, int(steps_per_level), "sigma")
     half_step = _AnnealedSchedule(sig, eps_arr, int(steps_per_level), "half_step")
-    sde = langevin_sde(
+    sde = langevin_flow(
         AnnealedScore(score, sigma_s), half_step, label="`score` of `annealed_langevin`"
     )
     total = int(sig.shape[0]) * int(steps_per_level)
