@@ -4,9 +4,10 @@ DiffFlow (Zhang et al. 2023) moves particles by
 
     dx = [β ∇log q_σ(s)(x) − (β − ½g²) ∇log p_s(x)] ds + g dW,
 
-whose law does not depend on g (DESIGN §1). Sweeping g from 0 (the GAN end: deterministic
-particles pushed by the gradient of the optimal discriminator's logit) to √(2β) (annealed
-Langevin dynamics, no generated score) moves weight from the generated-score term to the noise.
+whose law does not depend on g (its Fokker–Planck equation is free of g). Sweeping g from 0
+(the GAN end: deterministic particles pushed by the gradient of the optimal discriminator's
+logit) to √(2β) (annealed Langevin dynamics, no generated score) moves weight from the
+generated-score term to the noise.
 The table shows what changes — the generated-score weight and how far each particle travels —
 and what does not: the MMD between each cloud and the g = 0 cloud stays near the noise floor
 (the MMD between two data samples), up to the small bias of the kernel estimate that the

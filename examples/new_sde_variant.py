@@ -2,7 +2,7 @@
 
 The variant: a reverse-time VP diffusion whose noise follows a custom schedule,
 λ(s) = 2 g(T − s) sin²(π s / T) — silent at both ends, twice the usual noise half-way. By the
-marginal-preserving identity (DESIGN §1) the drift that keeps the marginals p_{T−s} is
+marginal-preserving identity (docs/concepts.md) the drift that keeps the marginals p_{T−s} is
 
     b(s, y) = −f(T − s) y + ½ (g(T − s)² + λ(s)²) ∇log p_{T−s}(y).
 

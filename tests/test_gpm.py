@@ -183,7 +183,7 @@ def test_optimal_linear_cost_flow_follows_the_moment_ode(kind, sign, key):
     """With c linear (hinge on logit D*, or IPM on the critic −logit D*, trained low on data)
     the field is ∇log q − ∇log p̂_s: affine, with p̂_s the cloud's own Gaussian fit. Then the
     cloud's empirical mean and covariance solve *exactly* the DiffFlow moment ODE with β = 1
-    (DESIGN §1; for v = −S⁻¹(x − m) + Σ̂⁻¹(x − μ̂): μ̂' = −S⁻¹(μ̂ − m),
+    (for v = −S⁻¹(x − m) + Σ̂⁻¹(x − μ̂): μ̂' = −S⁻¹(μ̂ − m),
     Σ̂' = −(S⁻¹Σ̂ + Σ̂S⁻¹) + 2I), for any start, Gaussian or not. Tsit5 with 200 steps on
     s ∈ [0, 2] has a global error ~1e-9 here; we assert 1e-6."""
     y0 = _cloud0(key)

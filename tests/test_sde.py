@@ -87,7 +87,7 @@ def _random_sde(rng: np.random.Generator, other: gpm_sde.GaussianMixture) -> SDE
 @given(mixtures(), mixtures(), st.integers(0, 2**31 - 1))
 @settings(max_examples=20)
 def test_generator_identity(p, other, seed):
-    """−∇·(p b) + ½g²Δp is unchanged by reweight_noise (DESIGN §1), to float64 round-off.
+    """−∇·(p b) + ½g²Δp is unchanged by reweight_noise, to float64 round-off.
 
     Relative to the size of the terms, whose cancellation leaves ~1e-14.
     """

@@ -2,7 +2,7 @@ r"""`gpm-sde verify [ARGS...]`: run the theory report, `python -m theory ARGS`, 
 current directory.
 
 The `theory` package (one module per claim of the seed papers) lives in the repository next to
-`gpm_sde`, not inside it: the library never imports it (DESIGN §2). The command therefore runs
+`gpm_sde`, not inside it: the library never imports it. The command therefore runs
 it in a subprocess, and needs a clone of the repository (or an editable install of one).
 """
 

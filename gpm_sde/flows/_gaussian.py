@@ -35,7 +35,7 @@ class GaussianDiffFlow(eqx.Module):
     r"""The law $p_s = \mathcal{N}(\mu_s, \Sigma_s)$ of DiffFlow with Gaussian data and start,
     in closed form. With $q_\sigma = \mathcal{N}(m, S_{\sigma(s)})$, $S_\sigma = S_0 + \sigma^2 I$,
     $p_0 = \mathcal{N}(\mu_0, \Sigma_0)$ and $f = a(s)x$, the velocity
-    $f + \beta\nabla\log(q_\sigma/p)$ is affine, so $p_s$ stays Gaussian with (DESIGN §1)
+    $f + \beta\nabla\log(q_\sigma/p)$ is affine, so $p_s$ stays Gaussian with
 
     $$\mu' = a\mu - \beta S^{-1}(\mu - m),\qquad
     \Sigma' = 2a\Sigma - \beta\big(S^{-1}\Sigma + \Sigma S^{-1}\big) + 2\beta I,$$

@@ -27,7 +27,7 @@ class AbstractLinearProcess(eqx.Module):
 
     $$x_t = \alpha(t)\, x_0 + \sigma(t)\, \varepsilon, \qquad \varepsilon \sim \mathcal{N}(0, I).$$
 
-    Its SDE $dx = f(t)\,x\,dt + g(t)\,dW$ follows by differentiation (DESIGN §1; Song et al.
+    Its SDE $dx = f(t)\,x\,dt + g(t)\,dW$ follows by differentiation (Song et al.
     2021, appendix B; Kingma et al. 2021, eq. 2–5):
 
     $$f = \frac{\alpha'}{\alpha} = (\log\alpha)', \qquad g^2 = (\sigma^2)' - 2 f \sigma^2

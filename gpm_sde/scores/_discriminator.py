@@ -17,7 +17,7 @@ class DiscriminatorScoreDifference(eqx.Module):
 
     For the optimal vanilla-GAN discriminator $D^* = q/(q + p)$ (Goodfellow et al. 2014,
     prop. 1), $\operatorname{logit} D^* = \log q - \log p$, so its gradient is exactly
-    $\nabla\log q - \nabla\log p$: the drift of DiffFlow's GAN end (DESIGN §1).
+    $\nabla\log q - \nabla\log p$: the drift of DiffFlow's GAN end.
 
     **Arguments:**
 

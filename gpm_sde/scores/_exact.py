@@ -19,7 +19,7 @@ class MixtureMarginalScore(eqx.Module):
 
     $$p_t = \sum_k w_k\,\mathcal{N}\big(\alpha(t)\mu_k,\ \alpha(t)^2\Sigma_k + \sigma(t)^2 I\big)$$
 
-    (DESIGN §1: a mixture pushed through a linear process stays a mixture). A pointwise score,
+    (a mixture pushed through a linear process stays a mixture). A pointwise score,
     callable as `score(t, x)` on one point `x: (d,)`, in diffusion time `t`.
 
     **Arguments:**

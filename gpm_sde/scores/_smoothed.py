@@ -15,7 +15,7 @@ from ._cloud import AbstractTimeChangedScore
 
 class SmoothedMixtureScore(eqx.Module):
     r"""The exact score of smoothed mixture data, $q_\sigma = q * \mathcal{N}(0, \sigma^2 I)$,
-    as a $\sigma$-conditioned pointwise score `score(sigma, x)` (DESIGN §1; the NCSN target of
+    as a $\sigma$-conditioned pointwise score `score(sigma, x)` (the NCSN target of
     Song & Ermon 2019)."""
 
     law: GaussianMixture
