@@ -347,10 +347,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_state(key, tmp_path):
     assert err.checkpoint == path
     saved = train.read_checkpoint_header(path)["step"]
     assert saved < err.step and saved % 10 == 0
-    like = _small_fit(key, 1)[0]
-    opt_state = optax.sgd(1.0).init(like)  # pyright: ignore[reportArgumentType]
-    state, step = train.load_checkpoint(path, (like, opt_state, None))
-    assert step == saved
+    like = train.score_init(_small_fit(key, 1)[0], optax.sgd(1.0))
+    state, step = train.load_checkpoint(path, like)
+    assert step == saved and isinstance(state, train.ScoreState)
+    assert int(state.step) == saved  # the named state counts its own steps
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(eqx.filter(state, eqx.is_array)))
 
 
@@ -506,16 +506,130 @@ def test_ema_is_the_bias_corrected_average_of_the_iterates():
     r"""The EMA state, fed iterates $\theta_1..\theta_k$, returns
     $\sum_j d^{k-j}\theta_j / \sum_j d^{k-j}$ (float64 round-off, rtol 1e-12): the initial
     weights get no share. The plain average from $\theta_0$ would keep $d^k\theta_0$."""
-    from gpm_sde.train._common import ema_init, ema_update
-
     decay, k = 0.9, 25
     iterates = [Affine(jnp.array([float(j)]), jnp.array([np.sin(j)])) for j in range(k + 1)]
-    state = ema_init(iterates[0])
+    state = train.ema_init(iterates[0])
     for it in iterates[1:]:
-        state = ema_update(state, it, decay)
+        state = train.ema_update(state, it, decay)
     w = decay ** np.arange(k - 1, -1, -1)  # d^{k-j}, j = 1..k
     want_a = np.sum(w * np.arange(1, k + 1)) / w.sum()
     want_b = np.sum(w * np.sin(np.arange(1, k + 1))) / w.sum()
-    np.testing.assert_allclose(float(state[0].a[0]), want_a, rtol=1e-12)
-    np.testing.assert_allclose(float(state[0].b[0]), want_b, rtol=1e-12)
-    assert int(state[1]) == k
+    np.testing.assert_allclose(float(state.average.a[0]), want_a, rtol=1e-12)
+    np.testing.assert_allclose(float(state.average.b[0]), want_b, rtol=1e-12)
+    assert int(state.count) == k
+
+
+# ----------------------------------------------------------------------------------------------
+# Trainers as steps: named states, pure steps, explicit trainable leaves
+# ----------------------------------------------------------------------------------------------
+
+
+class ShiftedScore(eqx.Module):
+    """`GaussianVPScore` plus a user's own constant array `offset` (not a library type)."""
+
+    inner: GaussianVPScore
+    offset: Array
+
+    def __call__(self, t, x):
+        return self.inner(t, x - self.offset)
+
+
+def _shifted() -> ShiftedScore:
+    inner = GaussianVPScore(jnp.zeros(2), jnp.zeros(()), gpm_sde.vp())
+    return ShiftedScore(inner, jnp.array([0.3, -0.2]))
+
+
+def test_fit_score_is_a_thin_loop_over_init_and_a_pure_step(key):
+    """`fit_score` equals a hand loop of `score_make_step` from `score_init` with the keys
+    `fold_in(key, k)` (float64, bit-for-bit up to 1e-12); the step is pure (same inputs, same
+    outputs) and returns a named state."""
+    data, opt = gpm_sde.data.five_gaussians(), optax.adam(1e-2)
+    fitted, history = train.fit_score(
+        _shifted(),
+        gpm_sde.vp(),
+        data,
+        key,
+        steps=6,
+        batch_size=32,
+        optimizer=opt,
+        ema=0.9,
+        progress=False,
+        chunk=3,
+    )
+    state = train.score_init(_shifted(), opt, ema=0.9)
+    step = eqx.filter_jit(train.score_make_step(gpm_sde.vp(), data, opt, batch_size=32, ema=0.9))
+    again, _ = step(state, jr.fold_in(key, 0))
+    losses = []
+    for k in range(6):
+        state, metrics = step(state, jr.fold_in(key, k))
+        losses.append(float(metrics["loss"]))
+        if k == 0:  # pure: the same state and key give the same state
+            for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(state), strict=True):
+                np.testing.assert_array_equal(a, b)
+    assert isinstance(state, train.ScoreState) and int(state.step) == 6
+    assert state.ema is not None and int(state.ema.count) == 6
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-12)
+    for a, b in zip(jax.tree.leaves(fitted), jax.tree.leaves(state.models()), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"`ema` must be the same"):
+        train.score_make_step(gpm_sde.vp(), data, opt)(state, key)
+
+
+def test_what_trains_is_an_explicit_filter(key):
+    """By default a user's own float array trains like any parameter (only the library's
+    constants, here the process's β, stay fixed); marked frozen with `trainable_mask` it stays
+    bit-for-bit fixed while the rest moves; `trainable=eqx.is_inexact_array` trains every
+    float array, the process's constants included."""
+    data = gpm_sde.data.five_gaussians()
+    kw = {"steps": 5, "batch_size": 32, "lr": 0.1, "progress": False}
+    model = _shifted()
+    beta = jax.tree.leaves(model.inner.process)
+
+    default, _ = train.fit_score(model, gpm_sde.vp(), data, key, **kw)
+    assert np.all(np.asarray(default.offset) != np.asarray(model.offset))
+    for a, b in zip(jax.tree.leaves(default.inner.process), beta, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    mask = train.trainable_mask(model, frozen=lambda m: m.offset)
+    assert not any(jax.tree.leaves(mask.offset)) and all(jax.tree.leaves(mask.inner.mu))
+    frozen, _ = train.fit_score(model, gpm_sde.vp(), data, key, trainable=mask, **kw)
+    np.testing.assert_array_equal(frozen.offset, model.offset)
+    assert np.all(np.asarray(frozen.inner.mu) != 0.0)
+
+    # A prefix pytree of bools works too: train the offset only.
+    prefix = ShiftedScore(False, True)  # pyright: ignore[reportArgumentType]
+    only, _ = train.fit_score(model, gpm_sde.vp(), data, key, trainable=prefix, **kw)
+    np.testing.assert_array_equal(only.inner.mu, model.inner.mu)
+    assert np.all(np.asarray(only.offset) != np.asarray(model.offset))
+
+    everything, _ = train.fit_score(
+        model, gpm_sde.vp(), data, key, trainable=eqx.is_inexact_array, **kw
+    )
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(everything.inner.process), beta, strict=True)
+        if eqx.is_inexact_array(a)
+    ]
+    assert any(moved)
+    with pytest.raises(TypeError, match=r"`trainable` must be None, a predicate"):
+        train.score_init(model, trainable=(True, False, True))
+
+
+def test_named_state_checkpoint_round_trip_and_mismatch(key, tmp_path):
+    """A `GANState` saved and loaded equals the original leaf for leaf (named fields
+    preserved); loading it into a state of another shape fails naming the file and the fix."""
+    state = train.gan_init(affine(), Quadratic(jnp.zeros(3)), ema=0.9)
+    step = train.gan_make_step(DATA_1D, batch_size=16, latent_dim=1, ema=0.9)
+    state, _ = eqx.filter_jit(step)(state, key)
+    path = tmp_path / "gan.eqx"
+    train.save_checkpoint(path, state, trainer="train_gan", step=1)
+    like = train.gan_init(affine(), Quadratic(jnp.zeros(3)), ema=0.9)
+    loaded, n = train.load_checkpoint(path, like, trainer="train_gan")
+    assert n == 1 and isinstance(loaded, train.GANState) and int(loaded.step) == 1
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(loaded), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.models()[0] is loaded.ema.average  # pyright: ignore[reportOptionalMemberAccess]
+    with pytest.raises(train.CheckpointError, match=r"gan\.eqx.*does not match the GANState"):
+        train.load_checkpoint(path, train.gan_init(affine(), Quadratic(jnp.zeros(4)), ema=0.9))
+    with pytest.raises(train.CheckpointError, match=r"does not match the GANState"):
+        train.load_checkpoint(path, train.gan_init(affine(), Quadratic(jnp.zeros(3))))

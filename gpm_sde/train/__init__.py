@@ -1,33 +1,77 @@
-r"""Training loops (optax) for every model family: score models, GANs, Score GAN,
+r"""Training (optax and equinox) for every model family: score models, GANs, Score GAN,
 Discriminator Flow and DiffFlow-GAN.
 
-Every loop is a function that takes the models, the data and a PRNG key, and returns the
-trained models and a history (`dict` of per-step NumPy arrays). All share
-[`run_loop`][gpm_sde.train.run_loop]: steps run in jitted chunks under `lax.scan`, a tqdm
-progress bar shows the losses, `checkpoint=PATH` saves with `eqx.tree_serialise_leaves` (no
-pickle) and `resume=True` continues bit-for-bit where it stopped, and a non-finite loss stops
-the run with [`TrainingDiverged`][gpm_sde.train.TrainingDiverged], keeping the last good
-state in the checkpoint.
+Each family follows the optax/equinox idiom, with one naming pattern:
+
+- `<Family>State`, an `eqx.Module` with named fields (the models, their optimiser states, the
+  EMA, the step count, and the static mask of what trains);
+- `<family>_init(models, optimizers, *, ema, trainable)`, the initial state;
+- `<family>_make_step(options...)`, a pure jittable `step(state, key) -> (state, metrics)`
+  with `metrics` a dict of scalars;
+- the trainer (`fit_score`, `train_gan`, ...), a thin loop over them: it returns the trained
+  models and a history (`dict` of per-step NumPy arrays).
+
+The loops share [`run_loop`][gpm_sde.train.run_loop]: steps run in jitted chunks under
+`lax.scan`, a tqdm progress bar shows the losses, `checkpoint=PATH` saves the named state with
+`eqx.tree_serialise_leaves` (no pickle) and `resume=True` continues bit-for-bit where it
+stopped, and a non-finite loss stops the run with
+[`TrainingDiverged`][gpm_sde.train.TrainingDiverged], keeping the last good state in the
+checkpoint.
+
+What trains is explicit: every `init` and trainer takes `trainable=` (a predicate, or a pytree
+of bools; see [`Trainable`][gpm_sde.train.Trainable]), by default
+[`default_trainable`][gpm_sde.train.default_trainable].
 """
 
-from ._common import partition_trainable as partition_trainable
+from ._common import (
+    EMA as EMA,
+    Trainable as Trainable,
+    default_trainable as default_trainable,
+    ema_init as ema_init,
+    ema_update as ema_update,
+    partition_trainable as partition_trainable,
+    trainable_mask as trainable_mask,
+)
 from .checkpoint import (
     CheckpointError as CheckpointError,
     load_checkpoint as load_checkpoint,
     read_checkpoint_header as read_checkpoint_header,
     save_checkpoint as save_checkpoint,
 )
-from .diffflow_gan import train_diffflow_gan as train_diffflow_gan
+from .diffflow_gan import (
+    DiffFlowGANState as DiffFlowGANState,
+    diffflow_gan_init as diffflow_gan_init,
+    diffflow_gan_make_step as diffflow_gan_make_step,
+    train_diffflow_gan as train_diffflow_gan,
+)
 from .discriminator_flow import (
+    DiscriminatorFlowState as DiscriminatorFlowState,
+    discriminator_flow_init as discriminator_flow_init,
+    discriminator_flow_make_step as discriminator_flow_make_step,
     discriminator_flow_sample as discriminator_flow_sample,
     field_kind as field_kind,
     train_discriminator_flow as train_discriminator_flow,
 )
-from .gan import train_gan as train_gan
+from .gan import (
+    GANState as GANState,
+    gan_init as gan_init,
+    gan_make_step as gan_make_step,
+    train_gan as train_gan,
+)
 from .loop import (
     LoopOptions as LoopOptions,
     TrainingDiverged as TrainingDiverged,
     run_loop as run_loop,
 )
-from .score import fit_score as fit_score
-from .score_gan import train_score_gan as train_score_gan
+from .score import (
+    ScoreState as ScoreState,
+    fit_score as fit_score,
+    score_init as score_init,
+    score_make_step as score_make_step,
+)
+from .score_gan import (
+    ScoreGANState as ScoreGANState,
+    score_gan_init as score_gan_init,
+    score_gan_make_step as score_gan_make_step,
+    train_score_gan as train_score_gan,
+)

@@ -9,8 +9,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optax
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._checks import check_finite, check_float_array, is_concrete
 from ..nn import FourierEmbedding
@@ -50,39 +51,120 @@ def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
 
 _CONSTANTS = (AbstractLinearProcess, DDPM, AbstractSchedule, FourierEmbedding)
 
+Trainable = Callable[[Any], bool] | PyTree[bool | Callable[[Any], bool]] | None
+"""What a trainer updates (the `trainable=` argument of every `init` and trainer):
+
+- `None` (the default): [`default_trainable`][gpm_sde.train.default_trainable];
+- a predicate `leaf -> bool` applied to every leaf, e.g. `eqx.is_inexact_array` (every float
+  array, constants included);
+- a pytree of bools (or of predicates) with the structure of the model or a prefix of it, as
+  `eqx.filter` takes, e.g. built with `eqx.tree_at` from
+  [`trainable_mask`][gpm_sde.train.trainable_mask].
+
+Only inexact (floating) arrays are ever trained: a `True` on an integer or a Python leaf is
+ignored."""
+
 
 def _constant(x: Any) -> bool:
     return isinstance(x, _CONSTANTS)
 
 
-def params(model: Any) -> Any:
-    """The trainable leaves: every inexact array of the model except the constants it
-    carries: the parameters of a forward process or schedule held by a parameterisation
-    (`EpsilonParam(net, process.sigma)` holds the process's β) and the fixed Fourier
-    frequencies of a time embedding. Other leaves are `None`."""
+def default_trainable(model: PyTree) -> PyTree[bool]:
+    r"""The default answer to "what trains": every inexact array of `model` except those
+    inside the constants the library's own modules carry, which are data of the problem
+    rather than parameters: a forward process or schedule held by a parameterisation
+    (`EpsilonParam(net, process.sigma)` holds the process's $\beta$), a `DDPM` chain, and the
+    fixed random Fourier frequencies of a [`FourierEmbedding`][gpm_sde.nn.FourierEmbedding]
+    (Tancik et al. 2020). Any other float array, including one of your own modules, trains:
+    mark it with `trainable=` ([`trainable_mask`][gpm_sde.train.trainable_mask]) to keep it
+    fixed.
+
+    Returns a pytree of bools with the structure of `model`."""
     return jax.tree.map(
-        lambda x: None if _constant(x) or not eqx.is_inexact_array(x) else x,
+        lambda x: jax.tree.map(lambda _: False, x) if _constant(x) else eqx.is_inexact_array(x),
         model,
         is_leaf=_constant,
     )
 
 
-def partition_trainable(model: Any) -> tuple[Any, Any]:
+def _is_spec_leaf(x: Any) -> bool:
+    return isinstance(x, bool | np.bool_) or (callable(x) and not isinstance(x, eqx.Module))
+
+
+def trainable_mask(
+    model: PyTree, trainable: Trainable = None, *, frozen: Callable[[Any], Any] | None = None
+) -> PyTree[bool]:
+    r"""The mask of the leaves a trainer updates: a pytree of bools with the structure of
+    `model`, `True` exactly on the inexact arrays selected by `trainable` (see
+    [`Trainable`][gpm_sde.train.Trainable]; `None`: the
+    [`default_trainable`][gpm_sde.train.default_trainable] rule).
+
+    `frozen`, if given, is a function `model -> leaf or tuple of leaves/subtrees` (as the
+    `where` of `eqx.tree_at`) whose leaves are then set to `False`: the way to keep one's own
+    constant arrays fixed,
+
+    ```python
+    mask = trainable_mask(model, frozen=lambda m: m.offset)
+    model, history = fit_score(model, process, data, key, steps=100, trainable=mask)
+    ```
+
+    The gradient step then acts on $\theta_{\rm train}$ only, with
+    $\theta = \mathrm{combine}(\theta_{\rm train}, \theta_{\rm fixed})$
+    (`eqx.partition`/`eqx.combine`)."""
+    spec = default_trainable(model) if trainable is None else trainable
+    try:
+        mask = jax.tree.map(
+            lambda s, sub: jax.tree.map(
+                lambda x: bool(s(x) if callable(s) else s) and eqx.is_inexact_array(x), sub
+            ),
+            spec,
+            model,
+            is_leaf=_is_spec_leaf,
+        )
+    except (ValueError, TypeError) as err:
+        raise TypeError(
+            f"`trainable` must be None, a predicate `leaf -> bool` such as "
+            f"`eqx.is_inexact_array`, or a pytree of bools with the structure of the model (or "
+            f"a prefix of it), e.g. from `gpm_sde.train.trainable_mask(model, frozen=...)`; it "
+            f"does not match the model: {err}"
+        ) from None
+    if frozen is not None:
+        where = frozen
+        try:
+            mask = eqx.tree_at(
+                where, mask, replace_fn=lambda sub: jax.tree.map(lambda _: False, sub)
+            )
+        except Exception as err:
+            raise ValueError(
+                f"`frozen` must be a function `model -> leaf or tuple of leaves` of the model "
+                f"(as the `where` of `eqx.tree_at`), e.g. `lambda m: m.offset`; it failed: {err}"
+            ) from None
+    return mask
+
+
+def params(model: Any, mask: Any = None) -> Any:
+    """The trainable leaves of `model` under `mask` (default: the
+    [`default_trainable`][gpm_sde.train.default_trainable] rule); other leaves are `None`."""
+    return eqx.filter(model, trainable_mask(model) if mask is None else mask)
+
+
+def partition_trainable(model: PyTree, trainable: Trainable = None) -> tuple[PyTree, PyTree]:
     r"""Split `model` into `(trainable, rest)` with `eqx.combine(trainable, rest) == model`:
-    `trainable` holds the inexact arrays a training loop should update, `rest` everything else,
-    including the constants a model carries (a forward process's $\beta$ held by
+    `trainable` holds the inexact arrays a training loop updates (selected by `trainable`,
+    see [`trainable_mask`][gpm_sde.train.trainable_mask]; by default the
+    [`default_trainable`][gpm_sde.train.default_trainable] rule, which leaves out the
+    constants a model carries: a forward process's $\beta$ held by
     `EpsilonParam(net, process.sigma)`, a schedule's values, the fixed Fourier frequencies of
-    a time embedding), which `eqx.is_inexact_array` alone would train."""
-    diff = params(model)
-    rest = jax.tree.map(
-        lambda d, x: None if d is not None else x, diff, model, is_leaf=lambda x: x is None
-    )
-    return diff, rest
+    a time embedding, which `eqx.is_inexact_array` alone would train), `rest` everything
+    else."""
+    return eqx.partition(model, trainable_mask(model, trainable))
 
 
-def value_and_grad(loss_fn: Callable[..., Any], model: Any, *args: Any, has_aux: bool = False):
-    """`loss_fn(model, *args)` and its gradient with respect to `params(model)` only."""
-    diff, static = partition_trainable(model)
+def value_and_grad(
+    loss_fn: Callable[..., Any], model: Any, mask: Any, *args: Any, has_aux: bool = False
+) -> Any:
+    """`loss_fn(model, *args)` and its gradient with respect to the leaves of `mask` only."""
+    diff, static = eqx.partition(model, mask)
 
     def wrapped(d: Any, *a: Any) -> Any:
         return loss_fn(eqx.combine(d, static), *a)
@@ -90,15 +172,15 @@ def value_and_grad(loss_fn: Callable[..., Any], model: Any, *args: Any, has_aux:
     return eqx.filter_value_and_grad(wrapped, has_aux=has_aux)(diff, *args)
 
 
-def opt_init(optimizer: optax.GradientTransformation, model: Any) -> Any:
-    return optimizer.init(params(model))
+def opt_init(optimizer: optax.GradientTransformation, model: Any, mask: Any) -> Any:
+    return optimizer.init(eqx.filter(model, mask))
 
 
 def opt_step(
-    optimizer: optax.GradientTransformation, model: _M, grads: Any, opt_state: Any
+    optimizer: optax.GradientTransformation, model: _M, grads: Any, opt_state: Any, mask: Any
 ) -> tuple[_M, Any]:
-    """One optimiser update of `model` by `grads`."""
-    updates, opt_state = optimizer.update(grads, opt_state, params(model))
+    """One optimiser update of the `mask` leaves of `model` by `grads`."""
+    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, mask))
     return eqx.apply_updates(model, updates), opt_state
 
 
@@ -123,9 +205,22 @@ def latent_shape(generator: Any, latent_dim: int | None) -> tuple[int, ...]:
                 "`latent_dim` is needed: the generator has no `latent_dim` attribute; pass "
                 "`latent_dim=k` for a generator `G(z)` with `z: (k,)`."
             )
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int | np.integer):
+        raise TypeError(
+            f"`latent_dim` must be an int >= 1, got {type(latent_dim).__name__} {latent_dim!r}."
+        )
+    if latent_dim < 1:
         raise ValueError(f"`latent_dim` must be an int >= 1, got {latent_dim!r}.")
-    return (latent_dim,)
+    return (int(latent_dim),)
+
+
+def check_count(name: str, value: Any) -> int:
+    """`value` as an int >= 0, or a `TypeError`/`ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an int >= 0, got {type(value).__name__} {value!r}.")
+    if value < 0:
+        raise ValueError(f"`{name}` must be an int >= 0, got {value!r}.")
+    return int(value)
 
 
 def draw_latents(key: PRNGKeyArray, n: int, shape: tuple[int, ...], dtype: Any) -> Array:
@@ -138,13 +233,21 @@ def float_dtype() -> Any:
     return jnp.zeros(()).dtype
 
 
-def ema_init(model: _M) -> tuple[_M, Any]:
+class EMA(eqx.Module):
+    r"""The state of a bias-corrected exponential moving average of model iterates:
+    `average` (a model) and `count`, the number of iterates averaged so far."""
+
+    average: Any
+    count: Int[Array, ""]
+
+
+def ema_init(model: PyTree) -> EMA:
     """The state of `ema_update`: the average (a copy of `model`, given no weight) and the
     number of iterates averaged so far (0)."""
-    return model, jnp.zeros((), jnp.int32)
+    return EMA(model, jnp.zeros((), jnp.int32))
 
 
-def ema_update(state: tuple[_M, Any], model: _M, decay: float) -> tuple[_M, Any]:
+def ema_update(state: EMA, model: Any, decay: float, mask: Any = None) -> EMA:
     r"""Add the iterate $\theta_k$ to the bias-corrected exponential moving average
 
     $$\bar\theta_k = \frac{\sum_{j=1}^k d^{\,k-j}\,\theta_j}{\sum_{j=1}^k d^{\,k-j}}
@@ -155,11 +258,30 @@ def ema_update(state: tuple[_M, Any], model: _M, decay: float) -> tuple[_M, Any]
     $1 - d^k$ (the correction of Adam, Kingma & Ba 2015, §3). Unlike the plain average started
     at the initial weights, it gives the initialisation no weight: after $k$ steps that one
     would still hold a share $d^k$ of it (37% after 1,000 steps at $d = 0.999$). On the
-    inexact arrays of `params` only."""
-    avg, k = state
+    trainable leaves (`mask`, default: `default_trainable`) only."""
+    avg, k = state.average, state.count
+    mask = trainable_mask(model) if mask is None else mask
     d = jnp.asarray(decay, float_dtype())
     beta = d * (1.0 - d**k) / (1.0 - d ** (k + 1))
     new = jax.tree.map(
-        lambda a, b: (beta * a + (1.0 - beta) * b).astype(a.dtype), params(avg), params(model)
+        lambda a, b: (beta * a + (1.0 - beta) * b).astype(a.dtype),
+        eqx.filter(avg, mask),
+        eqx.filter(model, mask),
     )
-    return eqx.combine(new, avg), k + 1
+    return EMA(eqx.combine(new, avg), k + 1)
+
+
+def check_ema(ema: Any) -> float | None:
+    """`ema` as a decay in [0, 1), or `None`."""
+    if ema is None:
+        return None
+    if isinstance(ema, bool) or not isinstance(ema, int | float | np.floating):
+        raise TypeError(f"`ema` must be a decay in [0, 1) such as 0.999, or None; got {ema!r}.")
+    if not 0.0 <= float(ema) < 1.0:
+        raise ValueError(f"`ema` must be a decay in [0, 1) such as 0.999, or None; got {ema!r}.")
+    return float(ema)
+
+
+def where_tree(pred: Any, new: _M, old: _M) -> _M:
+    """`new` where the scalar `pred` holds, else `old`, on the array leaves."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b) if eqx.is_array(a) else a, new, old)

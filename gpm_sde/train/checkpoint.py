@@ -21,7 +21,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: Any, *, trainer: str, step: int) -> Path:
-    r"""Write `state` (any pytree of arrays and equinox modules: models and optimiser states)
+    r"""Write `state` (any pytree of arrays and equinox modules: a named training state such as
+    [`ScoreState`][gpm_sde.train.ScoreState], or models and optimiser states)
     to `path`, atomically: the file is written next to `path` and renamed over it, so an
     interrupted save never leaves a half-written checkpoint.
 
@@ -120,14 +121,21 @@ def load_checkpoint(
             state = eqx.tree_deserialise_leaves(f, like)
         except Exception as err:  # numpy/equinox raise several types on bad files
             raise CheckpointError(
-                f"`checkpoint` {str(path)!r} does not match the model and optimiser state it "
-                f"is loaded into, or is truncated ({type(err).__name__}: {err}); build the "
+                f"`checkpoint` {str(path)!r} does not match the {_kind(like)} it is loaded "
+                f"into, or is truncated ({type(err).__name__}: {err}); build the "
                 f"models with the sizes and dtype used when it was written, or start afresh."
             ) from None
         if f.read(1):
             raise CheckpointError(
-                f"`checkpoint` {str(path)!r} holds more arrays than the state it is loaded "
-                f"into; it was written for a larger model or another optimiser: build the "
+                f"`checkpoint` {str(path)!r} holds more arrays than the {_kind(like)} it is "
+                f"loaded into; it was written for a larger model or another optimiser: build the "
                 f"same models and optimisers as when it was written."
             )
     return state, int(header["step"])
+
+
+def _kind(like: Any) -> str:
+    """How an error names the state loaded into: its class for a named state."""
+    if isinstance(like, eqx.Module):
+        return f"{type(like).__name__} (models and optimiser states)"
+    return "model and optimiser state"

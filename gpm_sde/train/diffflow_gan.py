@@ -1,14 +1,19 @@
-r"""`train_diffflow_gan`: a generator moved along the DiffFlow field (Zhang et al. 2023)."""
+r"""A generator moved along the DiffFlow field (Zhang et al. 2023):
+[`DiffFlowGANState`][gpm_sde.train.DiffFlowGANState],
+[`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init],
+[`diffflow_gan_make_step`][gpm_sde.train.diffflow_gan_make_step] and the loop over them,
+[`train_diffflow_gan`][gpm_sde.train.train_diffflow_gan]."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar, Unpack
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._checks import check_positive
 from ..flows import diffflow
@@ -16,6 +21,7 @@ from ..losses import int_pm_loss
 from ..schedules import Schedule
 from ..scores import AnnealedScore, SmoothedCloudScore
 from ._common import (
+    Trainable,
     check_batch_size,
     check_optimizer,
     draw_latents,
@@ -23,11 +29,107 @@ from ._common import (
     latent_shape,
     opt_init,
     opt_step,
+    trainable_mask,
     value_and_grad,
 )
-from .loop import LoopOptions, run_loop
+from .loop import LoopOptions, check_steps, run_loop
 
 _G = TypeVar("_G")
+
+
+class DiffFlowGANState(eqx.Module):
+    """The training state of a DiffFlow-GAN, what
+    [`train_diffflow_gan`][gpm_sde.train.train_diffflow_gan] checkpoints.
+
+    - `generator`: the current generator.
+    - `opt_state`: its optimiser state.
+    - `step`: the number of steps taken $k$ (training time $s = k/K$).
+    - `trainable`: the mask of what trains (static).
+    """
+
+    generator: Any
+    opt_state: PyTree
+    step: Int[Array, ""]
+    trainable: PyTree[bool] = eqx.field(static=True)
+
+    def models(self) -> Any:
+        """The generator, as `train_diffflow_gan` returns it."""
+        return self.generator
+
+
+def diffflow_gan_init(
+    generator: PyTree,
+    optimizer: optax.GradientTransformation | None = None,
+    *,
+    trainable: Trainable = None,
+    lr: float = 1e-3,
+) -> DiffFlowGANState:
+    """The initial [`DiffFlowGANState`][gpm_sde.train.DiffFlowGANState]: the optimiser state
+    (default `optax.adam(lr)`) of the trainable leaves
+    ([`Trainable`][gpm_sde.train.Trainable]), step 0."""
+    opt = check_optimizer(optimizer, "optimizer", lr)
+    mask = trainable_mask(generator, trainable)
+    return DiffFlowGANState(
+        generator, opt_init(opt, generator, mask), jnp.zeros((), jnp.int32), mask
+    )
+
+
+def diffflow_gan_make_step(
+    real_score: Callable[..., Any],
+    optimizer: optax.GradientTransformation | None = None,
+    *,
+    steps: int,
+    latent_dim: int,
+    g: float = 0.0,
+    beta: float = 1.0,
+    sigma: Schedule = 0.1,
+    gen_score: Callable[..., Any] | None = None,
+    batch_size: int = 512,
+    lr: float = 1e-3,
+) -> Callable[[DiffFlowGANState, PRNGKeyArray], tuple[DiffFlowGANState, dict[str, Array]]]:
+    r"""One DiffFlow-GAN step as a pure jittable `step(state, key) -> (state, {"g_loss"})`:
+    one Int-PM descent of the generator along the DiffFlow drift (Zhang et al. 2023, eq. 9–10)
+
+    $$b_g(s, x) = \beta\,\nabla\log q_{\sigma(s)}(x) - \big(\beta - \tfrac12 g^2\big)
+    \nabla\log p_\theta(x)$$
+
+    at training time $s = k/K$, $k$ = `state.step`, $K$ = `steps`. The arguments are those of
+    [`train_diffflow_gan`][gpm_sde.train.train_diffflow_gan] (`latent_dim`: the size of one
+    latent); `optimizer` must be the one given to
+    [`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init].
+    """
+    if not callable(real_score):
+        raise TypeError("`real_score` must be a callable `(sigma, x) -> score` on one point.")
+    steps = check_steps(steps)
+    check_positive("beta", beta, fix="pass e.g. beta=1.0")
+    check_positive("g", g, strict=False, fix="pass g >= 0, e.g. g=0.0 (the GAN end)")
+    if not float(g) ** 2 <= 2.0 * float(beta) * (1 + 1e-12):
+        raise ValueError(
+            f"`g` must satisfy g² <= 2β (the Langevin end), got g={g!r}, beta={beta!r}; beyond "
+            f"it the generated score would attract instead of repel."
+        )
+    batch_size = check_batch_size(batch_size)
+    opt = check_optimizer(optimizer, "optimizer", lr)
+    shape = latent_shape(None, latent_dim)
+    dtype = float_dtype()
+    sde = diffflow(
+        AnnealedScore(real_score, sigma),
+        SmoothedCloudScore(sigma) if gen_score is None else gen_score,
+        beta,
+        g,
+    )
+
+    def step(
+        state: DiffFlowGANState, key: PRNGKeyArray
+    ) -> tuple[DiffFlowGANState, dict[str, Array]]:
+        mask = state.trainable
+        s = state.step.astype(dtype) / steps
+        z = draw_latents(key, batch_size, shape, dtype)
+        loss, grads = value_and_grad(int_pm_loss, state.generator, mask, sde.drift, z, s)
+        gen, g_state = opt_step(opt, state.generator, grads, state.opt_state, mask)
+        return DiffFlowGANState(gen, g_state, state.step + 1, mask), {"g_loss": loss}
+
+    return step
 
 
 def train_diffflow_gan(
@@ -44,10 +146,11 @@ def train_diffflow_gan(
     latent_dim: int | None = None,
     optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
+    trainable: Trainable = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_G, dict[str, np.ndarray]]:
     r"""Train a generator along the DiffFlow drift at a chosen $g$ (Zhang et al. 2023, eq.
-    9–10; DESIGN §1) by Int-PM ([`int_pm_loss`][gpm_sde.flows.int_pm_loss]):
+    9–10) by Int-PM ([`int_pm_loss`][gpm_sde.losses.int_pm_loss]):
 
     $$b_g(s, x) = \beta\,\nabla\log q_{\sigma(s)}(x) - \big(\beta - \tfrac12 g^2\big)
     \nabla\log p_\theta(x),\qquad
@@ -65,10 +168,14 @@ def train_diffflow_gan(
     $p_\theta * k_h = q_\sigma$, a generator narrower than the data whenever the bandwidth
     $h > \sigma$.
 
+    A thin loop over [`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init] and
+    [`diffflow_gan_make_step`][gpm_sde.train.diffflow_gan_make_step] that checkpoints the
+    [`DiffFlowGANState`][gpm_sde.train.DiffFlowGANState].
+
     **What $g$ does to a generator.** For particles, the Brownian term $g\,dW$ compensates
     the $\tfrac12 g^2\nabla\log p$ removed from the drift, and the law is the same for every
-    $g$ (DESIGN §1). A generator with fresh latents at every step cannot store per-particle
-    noise: the Brownian increment has zero mean and adds nothing to the expected Int-PM
+    $g$ (Zhang et al. 2023, §3). A generator with fresh latents at every step cannot store
+    per-particle noise: the Brownian increment has zero mean and adds nothing to the expected Int-PM
     gradient, so the generator follows $b_g$ alone. $g = 0$ is the GAN end (the full
     repulsion $-\beta\nabla\log p_\theta$; fixed point $p_\theta = q_\sigma$); growing $g$ weakens
     the repulsion, and at $g^2 = 2\beta$ the generator climbs $\nabla\log q_\sigma$ only and
@@ -87,46 +194,26 @@ def train_diffflow_gan(
     - `gen_score`: the generated score, pointwise `(s, x)` or a cloud score (default
       `SmoothedCloudScore(sigma)`).
     - `batch_size`, `latent_dim`, `optimizer`, `lr`: as in [`train_gan`][gpm_sde.train.train_gan].
+    - `trainable`: what trains ([`Trainable`][gpm_sde.train.Trainable]; default
+      [`default_trainable`][gpm_sde.train.default_trainable]).
     - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
       and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
     Returns `(generator, history)` with the Int-PM surrogate `g_loss` per step.
     """
-    if not callable(real_score):
-        raise TypeError("`real_score` must be a callable `(sigma, x) -> score` on one point.")
-    check_positive("beta", beta, fix="pass e.g. beta=1.0")
-    check_positive("g", g, strict=False, fix="pass g >= 0, e.g. g=0.0 (the GAN end)")
-    if not float(g) ** 2 <= 2.0 * float(beta) * (1 + 1e-12):
-        raise ValueError(
-            f"`g` must satisfy g² <= 2β (the Langevin end), got g={g!r}, beta={beta!r}; beyond "
-            f"it the generated score would attract instead of repel."
-        )
-    batch_size = check_batch_size(batch_size)
+    (latent_dim,) = latent_shape(generator, latent_dim)
     opt = check_optimizer(optimizer, "optimizer", lr)
-    shape = latent_shape(generator, latent_dim)
-    dtype = float_dtype()
-    sde = diffflow(
-        AnnealedScore(real_score, sigma),
-        SmoothedCloudScore(sigma) if gen_score is None else gen_score,
-        beta,
-        g,
-    )
-
-    def step(state: Any, k: PRNGKeyArray) -> Any:
-        gen, g_state, count = state
-        s = count.astype(dtype) / steps
-        z = draw_latents(k, batch_size, shape, dtype)
-        loss, grads = value_and_grad(int_pm_loss, gen, sde.drift, z, s)
-        gen, g_state = opt_step(opt, gen, grads, g_state)
-        return (gen, g_state, count + 1), {"g_loss": loss}
-
-    state = (generator, opt_init(opt, generator), jnp.zeros((), jnp.int32))
-    (generator, *_), history = run_loop(
-        "train_diffflow_gan",
-        step,
-        state,
-        key,
+    step = diffflow_gan_make_step(
+        real_score,
+        opt,
         steps=steps,
-        **loop,
+        latent_dim=latent_dim,
+        g=g,
+        beta=beta,
+        sigma=sigma,
+        gen_score=gen_score,
+        batch_size=batch_size,
     )
-    return generator, history
+    state = diffflow_gan_init(generator, opt, trainable=trainable)
+    state, history = run_loop("train_diffflow_gan", step, state, key, steps=steps, **loop)
+    return state.models(), history

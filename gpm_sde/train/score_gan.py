@@ -1,4 +1,8 @@
-r"""`train_score_gan`: GPM's Score GAN (Franceschi et al. 2023, Algorithm 1)."""
+r"""GPM's Score GAN (Franceschi et al. 2023, Algorithm 1):
+[`ScoreGANState`][gpm_sde.train.ScoreGANState],
+[`score_gan_init`][gpm_sde.train.score_gan_init],
+[`score_gan_make_step`][gpm_sde.train.score_gan_make_step] and the loop over them,
+[`train_score_gan`][gpm_sde.train.train_score_gan]."""
 
 from __future__ import annotations
 
@@ -11,14 +15,18 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._checks import check_finite, check_positive
 from ..flows import score_gan_field
 from ..losses import dsm_loss, int_pm_loss
 from ..processes import edm
 from ._common import (
+    EMA,
+    Trainable,
     check_batch_size,
+    check_count,
+    check_ema,
     check_optimizer,
     draw_latents,
     ema_init,
@@ -27,12 +35,185 @@ from ._common import (
     latent_shape,
     opt_init,
     opt_step,
+    trainable_mask,
     value_and_grad,
+    where_tree,
 )
+from .gan import _check_ema_matches
 from .loop import LoopOptions, check_steps, run_loop
 
 _G = TypeVar("_G")
 _S = TypeVar("_S")
+FieldAt = Literal["generated", "noised"]
+
+
+class ScoreGANState(eqx.Module):
+    """The training state of a Score GAN, what
+    [`train_score_gan`][gpm_sde.train.train_score_gan] checkpoints.
+
+    - `generator`, `gen_score`: the current generator and generated-score network.
+    - `g_opt_state`, `s_opt_state`: their optimiser states.
+    - `ema`: the [`EMA`][gpm_sde.train.EMA] of the generator iterates (from the end of the
+      warm-up), or `None`.
+    - `step`: the number of steps taken (warm-up included).
+    - `g_trainable`, `s_trainable`: the masks of what trains (static).
+    """
+
+    generator: Any
+    gen_score: Any
+    g_opt_state: PyTree
+    s_opt_state: PyTree
+    ema: EMA | None
+    step: Int[Array, ""]
+    g_trainable: PyTree[bool] = eqx.field(static=True)
+    s_trainable: PyTree[bool] = eqx.field(static=True)
+
+    def models(self) -> tuple[Any, Any]:
+        """`(generator, gen_score)` as `train_score_gan` returns them: the generator's EMA
+        average if one is kept."""
+        g = self.generator if self.ema is None else self.ema.average
+        return g, self.gen_score
+
+
+def score_gan_init(
+    generator: PyTree,
+    gen_score: PyTree,
+    g_optimizer: optax.GradientTransformation | None = None,
+    s_optimizer: optax.GradientTransformation | None = None,
+    *,
+    ema: float | None = None,
+    g_trainable: Trainable = None,
+    s_trainable: Trainable = None,
+    lr: float = 1e-3,
+) -> ScoreGANState:
+    """The initial [`ScoreGANState`][gpm_sde.train.ScoreGANState]: optimiser states of the
+    trainable leaves (default optimisers `optax.adam(lr)`), an [`EMA`][gpm_sde.train.EMA] of
+    the generator if `ema` is set, step 0. `g_trainable` and `s_trainable` select what trains
+    ([`Trainable`][gpm_sde.train.Trainable])."""
+    if not callable(gen_score):
+        raise TypeError("`gen_score` must be a callable `(sigma, x) -> score` on one point.")
+    g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
+    s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
+    ema = check_ema(ema)
+    g_mask = trainable_mask(generator, g_trainable)
+    s_mask = trainable_mask(gen_score, s_trainable)
+    return ScoreGANState(
+        generator=generator,
+        gen_score=gen_score,
+        g_opt_state=opt_init(g_opt, generator, g_mask),
+        s_opt_state=opt_init(s_opt, gen_score, s_mask),
+        ema=None if ema is None else ema_init(generator),
+        step=jnp.zeros((), jnp.int32),
+        g_trainable=g_mask,
+        s_trainable=s_mask,
+    )
+
+
+def score_gan_make_step(
+    real_score: Callable[..., Any],
+    g_optimizer: optax.GradientTransformation | None = None,
+    s_optimizer: optax.GradientTransformation | None = None,
+    *,
+    latent_dim: int,
+    batch_size: int = 256,
+    score_steps: int = 1,
+    warmup: int = 0,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    sigma_max: float = 80.0,
+    field_at: FieldAt = "generated",
+    ema: float | None = None,
+    lr: float = 1e-3,
+) -> Callable[[ScoreGANState, PRNGKeyArray], tuple[ScoreGANState, dict[str, Array]]]:
+    r"""One Score-GAN step (Franceschi et al. 2023, Algorithm 1) as a pure jittable
+    `step(state, key) -> (state, {"score_loss", "g_loss", "sigma"})`: `score_steps` EDM
+    denoising-score-matching descents of the generated score on fresh generator samples,
+    then, once `state.step >= warmup`, one Int-PM descent of the generator along
+
+    $$\nabla h(x) = \sigma^2\big[\nabla\log(q * k_\sigma)(x) -
+    \nabla\log(\rho_\theta * k_\sigma)(x)\big]$$
+
+    and the EMA update of the generator. The arguments are those of
+    [`train_score_gan`][gpm_sde.train.train_score_gan] (`latent_dim`: the size of one latent);
+    the optimisers (and `ema`) must be those given to
+    [`score_gan_init`][gpm_sde.train.score_gan_init].
+    """
+    if not callable(real_score):
+        raise TypeError("`real_score` must be a callable `(sigma, x) -> score` on one point.")
+    batch_size = check_batch_size(batch_size)
+    score_steps = check_steps(score_steps, "score_steps")
+    warmup = check_count("warmup", warmup)
+    check_finite("p_mean", p_mean)
+    check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
+    decay = check_ema(ema)
+    if field_at not in ("generated", "noised"):
+        raise ValueError(
+            f"`field_at` must be 'generated' (the field at G(z)) or 'noised' (at G(z) + σε), "
+            f"got {field_at!r}."
+        )
+    process = edm(sigma_max)
+    g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
+    s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
+    shape = latent_shape(None, latent_dim)
+    dtype = float_dtype()
+    field_weights = {"alpha": lambda s: s**2, "beta": lambda s: s**2, "sigma": lambda s: s}
+
+    def score_loss_fn(s_model: Any, x: Any, k: PRNGKeyArray) -> Any:
+        return dsm_loss(s_model, process, x, k, weighting="edm", p_mean=p_mean, p_std=p_std)
+
+    def g_loss_fn(g: Any, s_model: Any, z: Any, sigma: Any) -> Any:
+        field = score_gan_field(real_score, s_model, **field_weights)
+        return int_pm_loss(g, field, z, sigma)
+
+    def noised_g_loss_fn(g: Any, s_model: Any, z: Any, k: PRNGKeyArray) -> Any:
+        # Int-PM with the field of each point at its own noised copy x_i + σ_i ε_i.
+        field = score_gan_field(real_score, s_model, **field_weights)
+        x = jax.vmap(g)(z)
+        k_sigma, k_eps = jr.split(k)
+        sigma = draw_sigma(k_sigma, (x.shape[0],))
+        noised = x + sigma.reshape((-1,) + (1,) * (x.ndim - 1)) * jr.normal(k_eps, x.shape, dtype)
+        direction = jax.vmap(lambda si, yi: field(si, yi[None], None)[0])(sigma, noised)
+        return jnp.sum(x * -jax.lax.stop_gradient(direction)) / x.shape[0], sigma
+
+    def draw_sigma(k: PRNGKeyArray, shape: tuple[int, ...]) -> Any:
+        sigma = jnp.exp(p_mean + p_std * jr.normal(k, shape, dtype=dtype))
+        return jnp.minimum(sigma, sigma_max)
+
+    def step(state: ScoreGANState, key: PRNGKeyArray) -> tuple[ScoreGANState, dict[str, Array]]:
+        _check_ema_matches(decay, state.ema, "score_gan")
+        g, s_model = state.generator, state.gen_score
+        g_state, s_state, avg = state.g_opt_state, state.s_opt_state, state.ema
+        g_mask, s_mask = state.g_trainable, state.s_trainable
+        keys = jr.split(key, score_steps + 2)
+        s_loss = jnp.zeros((), dtype)
+        for ks in keys[:score_steps]:
+            k_z, k_loss = jr.split(ks)
+            x = jax.lax.stop_gradient(jax.vmap(g)(draw_latents(k_z, batch_size, shape, dtype)))
+            s_loss, grads = value_and_grad(score_loss_fn, s_model, s_mask, x, k_loss)
+            s_model, s_state = opt_step(s_opt, s_model, grads, s_state, s_mask)
+        k_z, k_sigma = jr.split(keys[-1])
+        z = draw_latents(k_z, batch_size, shape, dtype)
+        if field_at == "noised":
+            (g_loss, sigmas), grads = value_and_grad(
+                noised_g_loss_fn, g, g_mask, s_model, z, k_sigma, has_aux=True
+            )
+            sigma = jnp.exp(jnp.mean(jnp.log(sigmas)))
+        else:
+            sigma = draw_sigma(k_sigma, ())
+            g_loss, grads = value_and_grad(g_loss_fn, g, g_mask, s_model, z, sigma)
+        new_g, new_g_state = opt_step(g_opt, g, grads, g_state, g_mask)
+        train_g = state.step >= warmup
+        g, g_state = where_tree(train_g, (new_g, new_g_state), (g, g_state))
+        if avg is not None:  # the average starts with the first trained generator
+            avg = where_tree(
+                train_g,
+                ema_update(avg, g, decay, g_mask),  # pyright: ignore[reportArgumentType]
+                avg,
+            )
+        new = ScoreGANState(g, s_model, g_state, s_state, avg, state.step + 1, g_mask, s_mask)
+        return new, {"score_loss": s_loss, "g_loss": g_loss, "sigma": sigma}
+
+    return step
 
 
 def train_score_gan(
@@ -49,11 +230,13 @@ def train_score_gan(
     p_mean: float = -1.2,
     p_std: float = 1.2,
     sigma_max: float = 80.0,
-    field_at: Literal["generated", "noised"] = "generated",
+    field_at: FieldAt = "generated",
     g_optimizer: optax.GradientTransformation | None = None,
     s_optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
     ema: float | None = None,
+    g_trainable: Trainable = None,
+    s_trainable: Trainable = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_G, _S, dict[str, np.ndarray]]:
     r"""Train a generator with GPM's Score GAN (Franceschi et al. 2023, §4.1 and Algorithm 1).
@@ -65,7 +248,7 @@ def train_score_gan(
        $\ln\sigma \sim \mathcal{N}(P_{\rm mean}, P_{\rm std}^2)$,
        [`dsm_loss`][gpm_sde.losses.dsm_loss] with `weighting="edm"`), so that
        $s_\psi(\sigma, \cdot) \approx \nabla\log(\rho_\theta * k_\sigma)$;
-    2. one Int-PM descent of the generator ([`int_pm_loss`][gpm_sde.flows.int_pm_loss]) along
+    2. one Int-PM descent of the generator ([`int_pm_loss`][gpm_sde.losses.int_pm_loss]) along
        the Score-GAN field ([`score_gan_field`][gpm_sde.flows.score_gan_field]) at one noise
        level $\sigma$ drawn from the same law, weighted by $\sigma^2$:
 
@@ -94,6 +277,10 @@ def train_score_gan(
 
     Both have $\rho_\theta = q$ as a fixed point.
 
+    A thin loop over [`score_gan_init`][gpm_sde.train.score_gan_init] and
+    [`score_gan_make_step`][gpm_sde.train.score_gan_make_step] that checkpoints the
+    [`ScoreGANState`][gpm_sde.train.ScoreGANState].
+
     **Arguments:**
 
     - `generator`: `G(z)` on one latent.
@@ -117,6 +304,9 @@ def train_score_gan(
       generator and the generated score form a two-timescale game that can orbit its fixed
       point (`tests/test_train.py` shows it at a large learning rate); the average sits near
       the centre of the orbit.
+    - `g_trainable`, `s_trainable`: what trains in the generator and in the generated score
+      ([`Trainable`][gpm_sde.train.Trainable]; default
+      [`default_trainable`][gpm_sde.train.default_trainable]).
     - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
       and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
@@ -124,98 +314,32 @@ def train_score_gan(
     (with `"noised"`, the geometric mean of the step's $\sigma_i$)
     (`g_loss` is the Int-PM surrogate, whose value is not a distance: watch a sample metric).
     """
-    for name, value in (("gen_score", gen_score), ("real_score", real_score)):
-        if not callable(value):
-            raise TypeError(f"`{name}` must be a callable `(sigma, x) -> score` on one point.")
-    batch_size = check_batch_size(batch_size)
-    score_steps = check_steps(score_steps, "score_steps")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"`warmup` must be an int >= 0, got {warmup!r}.")
-    check_finite("p_mean", p_mean)
-    check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
-    if ema is not None and not 0.0 <= float(ema) < 1.0:
-        raise ValueError(f"`ema` must be a decay in [0, 1) or None, got {ema!r}.")
-    if field_at not in ("generated", "noised"):
-        raise ValueError(
-            f"`field_at` must be 'generated' (the field at G(z)) or 'noised' (at G(z) + σε), "
-            f"got {field_at!r}."
-        )
-    process = edm(sigma_max)
+    (latent_dim,) = latent_shape(generator, latent_dim)
     g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
     s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
-    shape = latent_shape(generator, latent_dim)
-    dtype = float_dtype()
-    field_weights = {"alpha": lambda s: s**2, "beta": lambda s: s**2, "sigma": lambda s: s}
-
-    def score_loss_fn(s_model: Any, x: Any, k: PRNGKeyArray) -> Any:
-        return dsm_loss(s_model, process, x, k, weighting="edm", p_mean=p_mean, p_std=p_std)
-
-    def g_loss_fn(g: Any, s_model: Any, z: Any, sigma: Any) -> Any:
-        field = score_gan_field(real_score, s_model, **field_weights)
-        return int_pm_loss(g, field, z, sigma)
-
-    def noised_g_loss_fn(g: Any, s_model: Any, z: Any, k: PRNGKeyArray) -> Any:
-        # Int-PM with the field of each point at its own noised copy x_i + σ_i ε_i.
-        field = score_gan_field(real_score, s_model, **field_weights)
-        x = jax.vmap(g)(z)
-        k_sigma, k_eps = jr.split(k)
-        sigma = draw_sigma(k_sigma, (x.shape[0],))
-        noised = x + sigma.reshape((-1,) + (1,) * (x.ndim - 1)) * jr.normal(k_eps, x.shape, dtype)
-        direction = jax.vmap(lambda si, yi: field(si, yi[None], None)[0])(sigma, noised)
-        return jnp.sum(x * -jax.lax.stop_gradient(direction)) / x.shape[0], sigma
-
-    def draw_sigma(k: PRNGKeyArray, shape: tuple[int, ...]) -> Any:
-        sigma = jnp.exp(p_mean + p_std * jr.normal(k, shape, dtype=dtype))
-        return jnp.minimum(sigma, sigma_max)
-
-    def step(state: Any, k: PRNGKeyArray) -> Any:
-        g, s_model, g_state, s_state, count, avg = state
-        keys = jr.split(k, score_steps + 2)
-        for ks in keys[:score_steps]:
-            k_z, k_loss = jr.split(ks)
-            x = jax.lax.stop_gradient(jax.vmap(g)(draw_latents(k_z, batch_size, shape, dtype)))
-            s_loss, grads = value_and_grad(score_loss_fn, s_model, x, k_loss)
-            s_model, s_state = opt_step(s_opt, s_model, grads, s_state)
-        k_z, k_sigma = jr.split(keys[-1])
-        z = draw_latents(k_z, batch_size, shape, dtype)
-        if field_at == "noised":
-            (g_loss, sigmas), grads = value_and_grad(
-                noised_g_loss_fn, g, s_model, z, k_sigma, has_aux=True
-            )
-            sigma = jnp.exp(jnp.mean(jnp.log(sigmas)))
-        else:
-            sigma = draw_sigma(k_sigma, ())
-            g_loss, grads = value_and_grad(g_loss_fn, g, s_model, z, sigma)
-        new_g, new_g_state = opt_step(g_opt, g, grads, g_state)
-        train_g = count >= warmup
-        g, g_state = jax.tree.map(
-            lambda a, b: jnp.where(train_g, a, b) if eqx.is_array(a) else a,
-            (new_g, new_g_state),
-            (g, g_state),
-        )
-        if avg is not None:  # the average starts with the first trained generator
-            avg = jax.tree.map(
-                lambda a, b: jnp.where(train_g, a, b) if eqx.is_array(a) else a,
-                ema_update(avg, g, float(ema)),  # pyright: ignore[reportArgumentType]
-                avg,
-            )
-        metrics = {"score_loss": s_loss, "g_loss": g_loss, "sigma": sigma}
-        return (g, s_model, g_state, s_state, count + 1, avg), metrics
-
-    state = (
+    step = score_gan_make_step(
+        real_score,
+        g_opt,
+        s_opt,
+        latent_dim=latent_dim,
+        batch_size=batch_size,
+        score_steps=score_steps,
+        warmup=warmup,
+        p_mean=p_mean,
+        p_std=p_std,
+        sigma_max=sigma_max,
+        field_at=field_at,
+        ema=ema,
+    )
+    state = score_gan_init(
         generator,
         gen_score,
-        opt_init(g_opt, generator),
-        opt_init(s_opt, gen_score),
-        jnp.zeros((), jnp.int32),
-        None if ema is None else ema_init(generator),
+        g_opt,
+        s_opt,
+        ema=ema,
+        g_trainable=g_trainable,
+        s_trainable=s_trainable,
     )
-    (generator, gen_score, *_, avg), history = run_loop(
-        "train_score_gan",
-        step,
-        state,
-        key,
-        steps=steps,
-        **loop,
-    )
-    return (generator if avg is None else avg[0]), gen_score, history
+    state, history = run_loop("train_score_gan", step, state, key, steps=steps, **loop)
+    generator, gen_score = state.models()
+    return generator, gen_score, history
