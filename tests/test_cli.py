@@ -247,3 +247,39 @@ def test_module_entry_point_in_a_subprocess():
     if script is not None:  # the console script, when the package is installed
         done = subprocess.run([script, "demo", "--help"], capture_output=True, text=True, env=env)
         assert done.returncode == 0 and "--fast" in done.stdout
+
+
+def test_train_keys_are_the_trainer_keywords():
+    """A `[train]` key that names a keyword of a family's trainer applies to exactly the
+    families whose trainer takes it, and `gpm-sde train` passes it on (read from the
+    signature): the schema cannot drift from `gpm_sde.train`."""
+    import inspect
+
+    from gpm_sde import train
+    from gpm_sde.cli.config import FAMILIES, TRAINERS, parse_config
+    from gpm_sde.cli.train_cmd import trainer_options
+
+    signatures = {f: inspect.signature(getattr(train, TRAINERS[f])).parameters for f in FAMILIES}
+    cli_only = {"seed", "x64", "t_min", "sigma_final", "real_score_steps", "steps"}
+    loop = set(train.LoopOptions.__annotations__)
+    for key in KEYS:
+        if key.section != "train" or key.name in cli_only | loop:
+            continue
+        takes = {f for f in FAMILIES if key.name in signatures[f]}
+        assert takes, f"[train] {key.name} is no trainer keyword"
+        assert set(key.families or FAMILIES) == takes, (key.name, key.families, takes)
+    raw = {
+        "data": {"name": "five_gaussians"},
+        "model": {"family": "gan"},
+        "train": {"d_steps": 3, "penalty": "none", "clip": 0.1, "ema": 0.9, "chunk": 7},
+    }
+    opts = trainer_options(parse_config(raw, Path("x.toml")), train.train_gan)
+    assert opts == {
+        "d_steps": 3,
+        "penalty": None,
+        "clip": 0.1,
+        "ema": 0.9,
+        "chunk": 7,
+        "batch_size": 256,
+        "resume": False,
+    }

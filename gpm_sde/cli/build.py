@@ -12,12 +12,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import optax
 
-from .. import data, nn, processes
+from .. import data, nn, processes, train
 from ..distributions import GaussianMixture
 from ..scores import SmoothedMixtureScore
-from ..train._common import ema_init, params
 from .config import MIXTURES, SAMPLERS, ConfigError, RunConfig
 
 DIGITS_SHAPE = (1, 8, 8)
@@ -173,45 +171,32 @@ def exact_real_score(d: Data) -> SmoothedMixtureScore:
     return SmoothedMixtureScore(d.law)
 
 
-def _adam_state(model: Any) -> Any:
-    return optax.adam(1e-3).init(params(model))
-
-
 def training_state_like(cfg: RunConfig, d: Data) -> Any:
-    """A training state of the structure the family's trainer checkpoints (models, optimiser
-    states, EMA, counters), as `jax.ShapeDtypeStruct`s: the `like` of `load_checkpoint`."""
+    """The named training state the family's trainer checkpoints (a
+    [`ScoreState`][gpm_sde.train.ScoreState], [`GANState`][gpm_sde.train.GANState], ...), as
+    `jax.ShapeDtypeStruct`s: the `like` of `load_checkpoint`."""
     sd = sigma_data(cfg, d) if cfg.family == "score-gan" else None
-    return eqx.filter_eval_shape(lambda: _training_state(cfg, _models(cfg, d, sd)))
+    return eqx.filter_eval_shape(lambda: training_state(cfg, _models(cfg, d, sd)))
 
 
-def _training_state(cfg: RunConfig, models: tuple[Any, ...]) -> Any:
+def training_state(cfg: RunConfig, models: tuple[Any, ...]) -> Any:
+    """The initial named state of the family's trainer for `models` (the `<family>_init` of
+    `gpm_sde.train` with the run's EMA; the optimiser state is Adam's, whatever its rate)."""
     family = cfg.family
-    ema = cfg["train"].get("ema") is not None
-    count = jnp.zeros((), jnp.int32)
+    ema = cfg["train"].get("ema")
     if family == "score":
-        (m,) = models
-        return (m, _adam_state(m), ema_init(m) if ema else None)
+        return train.score_init(*models, ema=ema)
     if family == "gan":
-        g, dis = models
-        return (g, dis, _adam_state(g), _adam_state(dis), ema_init(g) if ema else None)
+        return train.gan_init(*models, ema=ema)
     if family == "score-gan":
-        g, s = models
-        return (g, s, _adam_state(g), _adam_state(s), count, ema_init(g) if ema else None)
+        return train.score_gan_init(*models, ema=ema)
     if family == "discriminator-flow":
-        (dis,) = models
-        return (dis, _adam_state(dis))
-    (g,) = models
-    return (g, _adam_state(g), count)
+        return train.discriminator_flow_init(*models)
+    return train.diffflow_gan_init(*models)
 
 
 def models_from_state(cfg: RunConfig, state: Any) -> tuple[Any, ...]:
-    """The models a trainer would return from its checkpointed `state` (with an EMA, its
-    average: the EMA state is `(average, count)`)."""
-    family = cfg.family
-    if family == "score":
-        return (state[2][0] if state[2] is not None else state[0],)
-    if family == "gan":
-        return (state[4][0] if state[4] is not None else state[0], state[1])
-    if family == "score-gan":
-        return (state[5][0] if state[5] is not None else state[0], state[1])
-    return (state[0],)
+    """The models a trainer would return from its checkpointed named `state` (`state.models()`:
+    with an EMA, the generator's or score model's average)."""
+    models = state.models()
+    return models if isinstance(models, tuple) else (models,)

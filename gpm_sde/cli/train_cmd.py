@@ -13,6 +13,7 @@ configuration, and write the run directory:
 from __future__ import annotations
 
 import argparse
+import inspect
 import shutil
 import textwrap
 import time
@@ -107,9 +108,19 @@ class precision:
         jax.config.update("jax_enable_x64", self.saved)
 
 
-def _options(cfg: RunConfig, names: tuple[str, ...]) -> dict[str, Any]:
-    """The `[train]` keys among `names` that are set (the others keep the trainer's default)."""
-    return {n: cfg["train"][n] for n in names if cfg["train"].get(n) is not None}
+def trainer_options(cfg: RunConfig, trainer: Any) -> dict[str, Any]:
+    """The `[train]` keys that are set (not `None`) and that `trainer` accepts, read from its
+    signature (its keywords and the loop options of `gpm_sde.train.LoopOptions`): keys left
+    unset keep the trainer's own default, and a new trainer keyword needs only its schema
+    entry in `config.KEYS`. `penalty = "none"` is passed as `None`."""
+    from ..train import LoopOptions
+
+    accepted = set(inspect.signature(trainer).parameters) | set(LoopOptions.__annotations__)
+    accepted -= {"key", "steps"}
+    opts = {n: v for n, v in cfg["train"].items() if n in accepted and v is not None}
+    if opts.get("penalty") == "none":
+        opts["penalty"] = None
+    return opts
 
 
 def _linear(start: float, end: float) -> Any:
@@ -168,86 +179,30 @@ def train(cfg: RunConfig, *, progress: bool = True) -> int:
     models = build.build_models(cfg, d)
     t = cfg["train"]
     key = jr.key(t["seed"])
-    common: dict[str, Any] = {
+    trainer = getattr(trainers, TRAINERS[family])
+    opts: dict[str, Any] = {
+        **trainer_options(cfg, trainer),
         "steps": t["steps"],
         "checkpoint": run_dir / CHECKPOINT,
-        "resume": t["resume"],
         "progress": progress,
-        **_options(cfg, ("checkpoint_every", "chunk", "lr")),
     }
     print(f"gpm-sde train: {family} on {cfg.data_name}, {t['steps']} steps -> {run_dir}")
     start = time.perf_counter()
     if family == "score":
-        loss_options = {"t_min": t["t_min"]}
-        (model,) = models
-        model, history = trainers.fit_score(
-            model,
-            build.process(cfg),
-            d.train,
-            key,
-            batch_size=t["batch_size"],
-            loss_options=loss_options,
-            **_options(cfg, ("ema", "weighting")),
-            **common,
-        )
-        trained: tuple[Any, ...] = (model,)
+        args: tuple[Any, ...] = (*models, build.process(cfg), d.train)
+        opts["loss_options"] = {"t_min": t["t_min"]}
     elif family == "gan":
-        g, dis = models
-        opts = _options(cfg, ("ema", "d_steps", "penalty_weight", "clip"))
-        if t.get("penalty") is not None:
-            opts["penalty"] = None if t["penalty"] == "none" else t["penalty"]
-        g, dis, history = trainers.train_gan(
-            g,
-            dis,
-            d.train,
-            key,
-            loss=cfg["model"]["loss"],
-            batch_size=t["batch_size"],
-            **opts,
-            **common,
-        )
-        trained = (g, dis)
-    elif family == "score-gan":
-        real = _fit_real_score(cfg, d, run_dir, progress)
-        g, s = models
-        g, s, history = trainers.train_score_gan(
-            g,
-            s,
-            real,
-            key,
-            batch_size=t["batch_size"],
-            **_options(
-                cfg, ("score_steps", "warmup", "p_mean", "p_std", "sigma_max", "field_at", "ema")
-            ),
-            **common,
-        )
-        trained = (g, s)
+        args = (*models, d.train)
+        opts["loss"] = cfg["model"]["loss"]
     elif family == "discriminator-flow":
-        (dis,) = models
-        opts = _options(cfg, ("d_steps", "penalty_weight", "n_particles", "flow_steps", "t1"))
-        if t.get("penalty") is not None:
-            opts["penalty"] = None if t["penalty"] == "none" else t["penalty"]
-        dis, history = trainers.train_discriminator_flow(
-            dis,
-            d.train,
-            key,
-            event_shape=d.event_shape,
-            loss=gan_loss(cfg["model"]["loss"]),
-            batch_size=t["batch_size"],
-            **opts,
-            **common,
-        )
-        trained = (dis,)
-    else:
-        real = _fit_real_score(cfg, d, run_dir, progress)
-        (g,) = models
-        opts = _options(cfg, ("g", "beta", "sigma"))
+        args = (*models, d.train)
+        opts.update(event_shape=d.event_shape, loss=gan_loss(cfg["model"]["loss"]))
+    else:  # score-gan, diffflow-gan: the generator(s), then the data score
+        args = (*models, _fit_real_score(cfg, d, run_dir, progress))
         if t.get("sigma_final") is not None:
             opts["sigma"] = _linear(t.get("sigma") or 0.1, t["sigma_final"])
-        g, history = trainers.train_diffflow_gan(
-            g, real, key, batch_size=t["batch_size"], **opts, **common
-        )
-        trained = (g,)
+    *trained_models, history = trainer(*args, key, **opts)
+    trained = tuple(trained_models)
     elapsed = time.perf_counter() - start
     trainers.save_checkpoint(
         run_dir / MODELS, trained, trainer=f"gpm-sde/{family}", step=t["steps"]
