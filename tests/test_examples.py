@@ -1,4 +1,14 @@
-"""Every script of `examples/` runs end to end in its `--fast` mode (a subprocess each)."""
+"""Every script of `examples/` runs end to end in its `--fast` mode (a subprocess each).
+
+Two of them run only with the tests marked `slow` (`python -m pytest -m slow`, a CI step of its
+own), to keep the default run within its budget:
+
+- `digits_diffusion.py`: its `--fast` mode is already a 10-step, 4-channel U-Net, and still
+  takes about 30 s, nearly all of it compiling the U-Net (its initialisation, the training
+  step and the sampler); a smaller mode would no longer be the example's model.
+- `demo.py`: the default run already runs it in-process, through `gpm-sde demo --fast`
+  (`tests/test_cli.py::test_demo_fast_writes_its_files`).
+"""
 
 from __future__ import annotations
 
@@ -29,11 +39,21 @@ EXPECTED = {
 }
 
 
+SLOW = {"digits_diffusion.py", "demo.py"}
+
+
 def test_every_example_is_tested():
     assert {path.name for path in EXAMPLES} == set(EXPECTED)
 
 
-@pytest.mark.parametrize("script", EXAMPLES, ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(path, marks=pytest.mark.slow) if path.name in SLOW else path
+        for path in EXAMPLES
+    ],
+    ids=lambda path: path.stem,
+)
 def test_example_runs_fast(script: Path, tmp_path: Path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
