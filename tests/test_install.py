@@ -111,3 +111,21 @@ def test_the_top_level_names_load_on_first_use():
 def test_cli_help_imports_no_jax(argv):
     code = f"from gpm_sde.cli import main\ncode = main({argv!r})\nassert code == 0, code"
     assert _imported_after(code) == []
+
+
+def test_demo_without_the_repository_says_where_it_lives(monkeypatch, capsys):
+    """The demo is `examples/demo.py`, which the installed package does not hold."""
+    from gpm_sde.cli import demo, main
+
+    monkeypatch.setattr(demo, "find_script", lambda cwd: None)
+    assert main(["demo", "--fast"]) == 2
+    err = capsys.readouterr().err
+    assert "examples/demo.py" in err and "clone of the repository" in err
+
+
+def test_demo_finds_the_example_script(tmp_path):
+    from gpm_sde.cli.demo import find_script
+
+    assert find_script(ROOT) == ROOT / "examples" / "demo.py"
+    # From elsewhere, an editable install finds it next to the package's source.
+    assert find_script(tmp_path) == ROOT / "examples" / "demo.py"
