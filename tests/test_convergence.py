@@ -1,9 +1,9 @@
 """Convergence orders of the solvers in generation time, and diffrax's backward-time bug.
 
 **Orders.** Each study solves on one Brownian path per particle, the same at every step size:
-`theory.convergence.FineBrownianPath` draws $W$ (and its space-time Lévy area) on a grid of 1024
-steps and every coarser grid sums the fine increments exactly. The solves are the library's
-fixed-grid loop (`scan_solve`, what `simulate` runs) on the library's diffrax terms. The order
+`gpm_sde.verify.FineBrownianPath` draws $W$ (and its space-time Lévy area) on a grid of 1024
+steps and every coarser grid sums the fine increments exactly. The solves are fixed steps of
+each solver (`gpm_sde.verify.solve_on_path`) on the library's diffrax terms. The order
 is the least-squares slope of log error on log step size over 4–5 step sizes; its Monte-Carlo
 standard error is the bootstrap spread of the slope (resampling the paths, 400 resamples).
 Measured with these seeds (float64): EM strong 0.470 ± 0.010, EM weak 0.961 ± 0.022, SRA1
@@ -18,8 +18,8 @@ not 1), and the bands leave room for it.
 ...) are wrong when `t1 < t0` (diffrax issue 598, fixed upstream by PR 746, not in 0.7.2): the
 reverse-time VP SDE below, solved backwards with ShARK (or SRA1), explodes: sample mean ≈ −14
 per coordinate for a target ≈ (0.5, 0.4), max |z| ≈ 31, while Euler and Heun on the very same
-backward solve give |z| < 1 (reproduced with 50 to 1000 steps). Hence DESIGN §1: generation
-time only.
+backward solve give |z| < 1 (reproduced with 50 to 1000 steps). Hence the library's rule:
+generation time only.
 """
 
 from __future__ import annotations
@@ -33,17 +33,8 @@ import numpy as np
 import pytest
 
 import gpm_sde
-from gpm_sde.verify import max_moment_z_score
-from theory.convergence import (
-    GBM,
-    SineDrift,
-    abs_mean,
-    fit_order,
-    mean_abs,
-    step_sizes,
-    strong_errors_gbm,
-    strong_errors_reference,
-)
+from gpm_sde.verify import fit_order, max_moment_z_score, strong_error, weak_error
+from theory.laws import GBM, SineDrift, step_sizes, strong_errors_gbm, strong_errors_reference
 
 N_PATHS = 4000
 FINE = 1024
@@ -57,7 +48,7 @@ def test_euler_maruyama_strong_order_half(key):
     Measured 0.470 (bootstrap SE 0.010); band ±0.15 = 15 SE."""
     gbm = GBM(mu=0.5, sigma=1.0)
     diff, _ = strong_errors_gbm(gbm, key, N_PATHS, EM_STEPS, FINE)
-    fit = fit_order(step_sizes(gbm.T, EM_STEPS), diff, mean_abs, np.random.default_rng(0))
+    fit = fit_order(step_sizes(gbm.T, EM_STEPS), diff, strong_error, np.random.default_rng(0))
     assert fit.se < 0.03, fit
     assert abs(fit.slope - 0.5) < 0.15, fit
 
@@ -71,7 +62,7 @@ def test_euler_maruyama_weak_order_one(key):
     every step size: the solver is EM."""
     gbm = GBM(mu=1.0, sigma=0.5)
     _, sq = strong_errors_gbm(gbm, jr.fold_in(key, 1), N_PATHS, EM_STEPS, FINE)
-    fit = fit_order(step_sizes(gbm.T, EM_STEPS), sq, abs_mean, np.random.default_rng(1))
+    fit = fit_order(step_sizes(gbm.T, EM_STEPS), sq, weak_error, np.random.default_rng(1))
     assert fit.se < 0.05, fit
     assert abs(fit.slope - 1.0) < 0.15, fit
     exact = np.array([gbm.euler_second_moment(m) - gbm.second_moment() for m in EM_STEPS])
@@ -88,7 +79,7 @@ def test_additive_noise_strong_order_three_halves(solver, key):
     line at coarse steps)."""
     problem = SineDrift()
     err = strong_errors_reference(problem, solver, jr.fold_in(key, 2), N_PATHS, SRK_STEPS, FINE)
-    fit = fit_order(step_sizes(problem.T, SRK_STEPS), err, mean_abs, np.random.default_rng(2))
+    fit = fit_order(step_sizes(problem.T, SRK_STEPS), err, strong_error, np.random.default_rng(2))
     assert fit.se < 0.03, fit
     assert abs(fit.slope - 1.5) < 0.2, fit
 

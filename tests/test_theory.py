@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from theory.claim import Claim
+from theory.types import Claim
 from theory.registry import CLAIMS
 
 ROOT = Path(__file__).resolve().parents[1]

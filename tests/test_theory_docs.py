@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from theory.claim import Claim
-from theory.docs_links import DOCS, ROOT, docs_link
+from theory.references import DOCS, ROOT, docs_link
 from theory.registry import CLAIMS
-from theory.report import markdown_report
-from theory.result import Result
+from theory.runner import markdown_report
+from theory.types import Claim, Result
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=lambda claim: claim.name)
 def test_claim_has_a_docs_section(claim: Claim) -> None:
     assert claim.name in DOCS, (
-        f"claim {claim.name!r} has no docs link: add it to `theory/docs_links.py` and derive it "
+        f"claim {claim.name!r} has no docs link: add it to `theory/references.py` and derive it "
         "under a heading named after it in a page of docs/theory/"
     )
     path, _, anchor = DOCS[claim.name].partition("#")

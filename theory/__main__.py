@@ -1,5 +1,5 @@
 """Entry point of `python -m theory`."""
 
-from .cli import main
+from .runner import main
 
 raise SystemExit(main())

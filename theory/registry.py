@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .claim import Claim
 from .claims import (
     convergence_orders,
     ddpm_closed_form,
@@ -33,6 +32,7 @@ from .claims import (
     score_gan_field,
     wgan_gp_w1,
 )
+from .types import Claim
 
 CLAIMS: tuple[Claim, ...] = (
     generator_identity.CLAIM,

@@ -11,20 +11,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..claim import Claim
-from ..convergence import (
-    GBM,
-    OrderFit,
-    SineDrift,
-    abs_mean,
-    fit_order,
-    mean_abs,
-    step_sizes,
-    strong_errors_gbm,
-    strong_errors_reference,
-)
-from ..markdown import table
-from ..result import Result
+from gpm_sde.verify import OrderFit, fit_order, strong_error, weak_error
+
+from ..laws import GBM, SineDrift, step_sizes, strong_errors_gbm, strong_errors_reference
+from ..types import Claim, Result, table
 
 FINE = 1024
 EM_STEPS = (8, 16, 32, 64, 128)
@@ -70,7 +60,7 @@ def _studies(n: int) -> tuple[list[_Study], np.ndarray]:
             "GBM",
             0.5,
             0.15,
-            fit_order(h_em, diff, mean_abs, rng),
+            fit_order(h_em, diff, strong_error, rng),
         ),
         _Study(
             "Euler–Maruyama",
@@ -79,7 +69,7 @@ def _studies(n: int) -> tuple[list[_Study], np.ndarray]:
             "GBM",
             1.0,
             0.15,
-            fit_order(h_em, sq, abs_mean, rng),
+            fit_order(h_em, sq, weak_error, rng),
         ),
     ]
     for i, (label, solver, order, band) in enumerate(
@@ -98,7 +88,7 @@ def _studies(n: int) -> tuple[list[_Study], np.ndarray]:
                 "additive noise",
                 order,
                 band,
-                fit_order(h_srk, err, mean_abs, rng),
+                fit_order(h_srk, err, strong_error, rng),
             )
         )
     return studies, z_weak
@@ -168,10 +158,11 @@ def _details(studies: list[_Study], z_weak: np.ndarray, n: int) -> str:
     return "\n\n".join(
         [
             f"{n} Brownian paths per study, each drawn once on {FINE} steps of $[0, 1]$ with its "
-            "space-time Lévy area (`theory.convergence.FineBrownianPath`); every coarser grid "
+            "space-time Lévy area (`gpm_sde.verify.FineBrownianPath`); every coarser grid "
             "sums the fine increments exactly, so all step sizes see the same path. The solves "
-            "are the library's fixed-grid loop (`scan_solve`, what `simulate` runs) on "
-            f"`SDE.terms`. Euler–Maruyama on {EM_STEPS} steps, the others on {SRK_STEPS}. "
+            "are `gpm_sde.verify.solve_on_path`: fixed steps of the solver (`diffrax.StepTo`) "
+            f"on the library's `SDE.terms`. Euler–Maruyama on {EM_STEPS} steps, the others on "
+            f"{SRK_STEPS}. "
             "Strong error: the mean of $|X_T - \\hat X_T|$ against the exact GBM solution on the "
             "path, or against the same solver on the fine grid. Weak error: $|\\mathbb{E}\\hat "
             "X_T^2 - \\mathbb{E}X_T^2|$ estimated as the mean of $\\hat X_T^2 - X_T^2$ (common "
@@ -217,7 +208,7 @@ CLAIM = Claim(
     ),
     source=(
         "Kloeden & Platen 1992, §10.2 and §14.1; Rößler 2010 (SRA1); Foster, dos Reis "
-        "& Strange 2023 (ShARK); DESIGN §1, generation time"
+        "& Strange 2023 (ShARK)"
     ),
     method=(
         "On Brownian paths shared across step sizes (drawn on a fine grid with their Lévy "

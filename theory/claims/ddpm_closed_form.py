@@ -14,11 +14,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from gpm_sde import DDPM, ddpm
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
+from ..figures import Curve, CurvePanel, panel_row
 from ..laws import mixture_2d
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 SEED = 2020_0619
 N_STEPS = 1000
@@ -254,7 +252,7 @@ CLAIM = Claim(
         "\\beta_n I)$ gives $q(x_n \\mid x_0) = \\mathcal{N}(\\sqrt{\\bar\\alpha_n}\\,x_0, "
         "(1 - \\bar\\alpha_n) I)$ with $\\bar\\alpha_n = \\prod_{i \\le n}(1 - \\beta_i)$."
     ),
-    source="Ho et al. 2020, eq. 2 and 4; DESIGN §1, DDPM",
+    source="Ho et al. 2020, eq. 2 and 4",
     method=(
         "(a) Read the affine coefficients of `DDPM.forward_step` off the method, iterate the "
         "moment recursion over all $N$ = 1000 steps of the linear and cosine schedules and "

@@ -12,11 +12,9 @@ from jaxtyping import PRNGKeyArray
 
 from gpm_sde import DDPM, ddpm
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
+from ..figures import Curve, CurvePanel, panel_row
 from ..laws import mixture_2d
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 SEED = 2020_0611
 EPS = float(np.finfo(np.float64).eps)
@@ -177,7 +175,7 @@ CLAIM = Claim(
         "\\bar\\alpha_{n-1}}{1 - \\bar\\alpha_n}\\beta_n$, and $x_0 = (x_n - \\sqrt{1 - "
         "\\bar\\alpha_n}\\varepsilon)/\\sqrt{\\bar\\alpha_n}$."
     ),
-    source="Ho et al. 2020, eq. 6, 7, 10, 11 and 15; DESIGN §1, DDPM",
+    source="Ho et al. 2020, eq. 6, 7, 10, 11 and 15",
     method=(
         "At every step of the linear and cosine chains ($N$ = 1000), with $x_0$ from a mixture "
         "and the true noise, compare `DDPM.eps_mean` with `DDPM.posterior_mean_variance`, "

@@ -15,13 +15,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from gpm_sde import DDPM, GaussianMixture, ddpm
 from gpm_sde.metrics import mmd_permutation_test
 from gpm_sde.samplers import ddpm_ancestral, exact_eps_model
+from gpm_sde.verify import moment_z_scores
 
-from ..claim import Claim
-from ..cloud_figures import CloudPanel, panel_row
-from ..gaussian_laws import one_sample_z
+from ..figures import CloudPanel, panel_row
 from ..laws import mixture_2d
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 SEED = 2020_1206
 Z_TOLERANCE = 5.0
@@ -114,9 +112,9 @@ def _bias_in_se(chain: DDPM, law: GaussianMixture, variance: str, x: np.ndarray)
     seconds = np.stack([ck + np.outer(mk, mk) for mk, ck in pairs])
     mean, second = w @ means, np.einsum("k,kij->ij", w, seconds)
     approx_cov = second - np.outer(mean, mean)
-    shift = one_sample_z(x, np.asarray(law.mean()), np.asarray(law.covariance())) - one_sample_z(
-        x, mean, approx_cov
-    )
+    shift = moment_z_scores(
+        x, np.asarray(law.mean()), np.asarray(law.covariance())
+    ) - moment_z_scores(x, mean, approx_cov)
     return float(np.abs(shift).max())
 
 
@@ -161,7 +159,7 @@ def run(fast: bool, out_dir: Path) -> Result:
             _Run(
                 f"σ² = {'β̃' if variance == 'posterior' else 'β'}",
                 x,
-                one_sample_z(x, mean, cov),
+                np.asarray(moment_z_scores(x, mean, cov)),
                 _region_z(freqs, ref, m, m_ref),
                 freqs,
                 float(p),
@@ -304,7 +302,7 @@ CLAIM = Claim(
         "the O(β) error of the Gaussian reverse steps, for either reverse variance "
         "$\\sigma_n^2 = \\tilde\\beta_n$ or $\\beta_n$."
     ),
-    source="Ho et al. 2020, Algorithm 2, eq. 11 and §3.2; Song et al. 2021, eq. 3; DESIGN §1",
+    source="Ho et al. 2020, Algorithm 2, eq. 11 and §3.2; Song et al. 2021, eq. 3",
     method=(
         "Run `samplers.ddpm_ancestral` with `exact_eps_model` of a 2-D three-component "
         "mixture ($N$ = 1000, Ho et al.'s schedule) and compare the samples' mean, covariance "

@@ -13,9 +13,7 @@ from matplotlib.figure import Figure
 
 from gpm_sde import DDPM, ddpm, vp
 
-from ..claim import Claim
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 MEAN = np.array([1.5, -1.0])
@@ -234,7 +232,7 @@ CLAIM = Claim(
         "with the leading constant of the expansion $\\log\\bar\\alpha_n + B(t_n) = "
         "\\Phi(t_n)/N + O(N^{-2})$."
     ),
-    source="Song et al. 2021, §3.4 and app. B (eq. 33); Ho et al. 2020, eq. 4; DESIGN §1",
+    source="Song et al. 2021, §3.4 and app. B (eq. 33); Ho et al. 2020, eq. 4",
     method=(
         "For $N$ = 64…8192 steps and Gaussian data, compute exactly the largest $W_2$ over the "
         "path between the chain's law of $x_n$ (`DDPM.alpha_bar`) and the VP marginal at "

@@ -15,15 +15,12 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from gpm_sde import GaussianMixture, diffflow, gan_flow, langevin_flow, simulate
 from gpm_sde.schedules import AbstractSchedule
 from gpm_sde.scores import AnnealedScore, DiscriminatorScoreDifference, SmoothedMixtureScore
+from gpm_sde.verify import moment_z_scores
 
-from ..batching import map_points
-from ..claim import Claim
-from ..cloud_figures import CloudPanel, Curve, CurvePanel, panel_row
-from ..gaussian_laws import one_sample_z
-from ..laws import StaticScore, mixture_2d, random_mixture
-from ..markdown import table
-from ..random_schedules import random_affine
-from ..result import Result
+from ..figures import CloudPanel, Curve, CurvePanel, panel_row
+from ..fitting import map_points
+from ..laws import StaticScore, mixture_2d, random_affine, random_mixture
+from ..types import Claim, Result, table
 
 EXACT_TOLERANCE = 1e-8
 Z_TOLERANCE = 5.0
@@ -133,7 +130,7 @@ def run(fast: bool, out_dir: Path) -> Result:
     times, ys = _langevin(n, h, jr.key(SEED))
     target = mixture_2d().convolve(LANGEVIN_SIGMA)
     mean, cov = np.asarray(target.mean()), np.asarray(target.covariance())
-    z_path = np.stack([one_sample_z(y, mean, cov) for y in ys])
+    z_path = np.stack([moment_z_scores(y, mean, cov) for y in ys])
     check = [int(np.argmin(np.abs(times - t))) for t in LANGEVIN_CHECK]
     z_max = float(np.abs(z_path[check]).max())
     bias = _ula_bias_in_se(ys[check[-1]], cov, h)
@@ -237,19 +234,10 @@ def _justification(n_z: int, bias: float) -> str:
 def _figure(
     times: np.ndarray, ys: np.ndarray, z_path: np.ndarray, target: GaussianMixture, out_dir: Path
 ) -> Path:
-    weights, means, covs = (np.asarray(v) for v in (target.weights, target.means, target.covs))
-    precs = np.linalg.inv(covs)
-    norm = np.log(weights) - 0.5 * np.linalg.slogdet(covs)[1]
-
-    def log_q(x: np.ndarray) -> np.ndarray:
-        d = x[:, None, :] - means[None]
-        quad = np.einsum("nki,kij,nkj->nk", d, precs, d)
-        return np.logaddexp.reduce(norm[None] - 0.5 * quad, axis=1)
-
     z_max = np.abs(z_path).max(axis=1)
     return panel_row(
         [
-            CloudPanel(f"Langevin cloud at s = {times[-1]:g}", ys[-1], log_q, (-5, 5, -4.5, 5.5)),
+            CloudPanel(f"Langevin cloud at s = {times[-1]:g}", ys[-1], target, (-5, 5, -4.5, 5.5)),
             CurvePanel(
                 "max |z| of the moments against q_σ",
                 [Curve("max |z|", times[1:], z_max[1:], "o-")],
@@ -273,7 +261,7 @@ CLAIM = Claim(
     ),
     source=(
         "Zhang et al. 2023 (DiffFlow), §3.2; Goodfellow et al. 2014, Prop. 1; Song & Ermon "
-        "2019 (NCSN), §2.2; DESIGN §1, DiffFlow"
+        "2019 (NCSN), §2.2"
     ),
     method=(
         "(a) At random $(s, x)$ for random mixtures $q$, $p$ and schedules, compare the drift "

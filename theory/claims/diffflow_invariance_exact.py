@@ -17,12 +17,9 @@ from gpm_sde.schedules import AbstractSchedule
 from gpm_sde.scores import AnnealedScore, SmoothedMixtureScore
 from gpm_sde.verify import fokker_planck_rhs
 
-from ..batching import map_points
-from ..claim import Claim
-from ..laws import StaticScore, random_mixture
-from ..markdown import table
-from ..random_schedules import random_affine
-from ..result import Result
+from ..fitting import map_points
+from ..laws import StaticScore, random_affine, random_mixture
+from ..types import Claim, Result, table
 
 TOLERANCE = 1e-8
 SEED = 20230309
@@ -78,7 +75,7 @@ def _relative_gaps(
     r"""At `n` points $s \sim U(0, 1)$, $x \sim p * \mathcal{N}(0, 0.5^2 I)$: the relative gap
     between the Fokker–Planck right-hand sides at $g_1$ and $g_2$, and the control's gap
     (mapped over the points in chunks: each point has its own $\sigma(s)$, see
-    `theory.batching`)."""
+    `theory.fitting.map_points`)."""
     s_key, x_key = jr.split(key)
     s = jr.uniform(s_key, (n,))
     xs = case.p.convolve(0.5).sample(x_key, n)
@@ -169,7 +166,7 @@ CLAIM = Claim(
         "density $p$ the Fokker–Planck right-hand sides for two noise schedules $g_1$, $g_2$ "
         "are equal."
     ),
-    source="Zhang et al. 2023 (DiffFlow), eq. 9–10 and Prop. 1; DESIGN §1, DiffFlow",
+    source="Zhang et al. 2023 (DiffFlow), eq. 9–10 and Prop. 1",
     method=(
         "For random $\\beta(s)$, $\\sigma(s)$, $g_1(s)$, $g_2(s)$ and $f = a(s)x$ (affine in "
         "$s$), a random mixture $q$ as data (real score `AnnealedScore(SmoothedMixtureScore(q),"

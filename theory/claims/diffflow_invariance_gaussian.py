@@ -3,7 +3,6 @@ of the closed-form moment ODE, hence the same marginals."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +18,11 @@ from gpm_sde import diffflow, simulate
 from gpm_sde.flows import GaussianDiffFlow, gaussian_diffflow
 from gpm_sde.schedules import AbstractSchedule, Constant
 from gpm_sde.scores import AnnealedScore, SmoothedMixtureScore
+from gpm_sde.verify import moment_z_scores, two_sample_z_scores
 
-from ..claim import Claim
-from ..cloud_figures import CloudPanel, Curve, CurvePanel, panel_row
-from ..gaussian_laws import gaussian, one_sample_z, random_spd, two_sample_z
-from ..markdown import table
-from ..random_schedules import affine, random_affine
-from ..result import Result
+from ..figures import CloudPanel, Curve, CurvePanel, panel_row
+from ..laws import affine, gaussian, random_affine, random_spd
+from ..types import Claim, Result, table
 
 Z_TOLERANCE = 5.0
 SEED = 2023_0310
@@ -151,16 +148,6 @@ def _euler_moments(problem: _Problem, grid: _Grid, c: float) -> tuple[np.ndarray
     return np.stack(means), np.stack(covs)
 
 
-def _gaussian_log_density(mean: np.ndarray, cov: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    prec = np.linalg.inv(cov)
-
-    def log_p(x: np.ndarray) -> np.ndarray:
-        d = x - mean
-        return -0.5 * np.einsum("ni,ij,nj->n", d, prec, d)
-
-    return log_p
-
-
 def run(fast: bool, out_dir: Path) -> Result:
     """Simulate at the three noise levels; compare with the moment ODE and with each other."""
     n, steps = (4000, 300) if fast else (40000, 1500)
@@ -187,8 +174,8 @@ def run(fast: bool, out_dir: Path) -> Result:
     for c, ys in clouds.items():
         e_means, e_covs = _euler_moments(problem, grid, c)
         for k, t in enumerate(CHECK_TIMES):
-            z = one_sample_z(ys[check_idx[k]], *exact[k])
-            bias = np.abs(z - one_sample_z(ys[check_idx[k]], e_means[k], e_covs[k]))
+            z = moment_z_scores(ys[check_idx[k]], *exact[k])
+            bias = np.abs(z - moment_z_scores(ys[check_idx[k]], e_means[k], e_covs[k]))
             z_all.append(z)
             bias_all.append(bias.max())
             z_rows.append([_g_label(c), f"{t:.3g}", *(f"{v:+.2f}" for v in z), f"{bias.max():.3f}"])
@@ -196,7 +183,7 @@ def run(fast: bool, out_dir: Path) -> Result:
     pairs = [(G_FACTORS[i], G_FACTORS[j]) for i in range(3) for j in range(i + 1, 3)]
     for c1, c2 in pairs:
         for k, t in enumerate(CHECK_TIMES):
-            z = two_sample_z(clouds[c1][check_idx[k]], clouds[c2][check_idx[k]])
+            z = two_sample_z_scores(clouds[c1][check_idx[k]], clouds[c2][check_idx[k]])
             gaps.append(z)
             gap_rows.append(
                 [f"{_g_label(c1)} vs {_g_label(c2)}", f"{t:.3g}", *(f"{v:+.2f}" for v in z)]
@@ -210,7 +197,7 @@ def run(fast: bool, out_dir: Path) -> Result:
         tolerance=Z_TOLERANCE,
         justification=_justification(n_z, float(max(bias_all))),
         details=details,
-        figure=_figure(grid, clouds, save, out_dir),
+        figure=_figure(grid, flow, clouds, save, out_dir),
     )
 
 
@@ -268,7 +255,13 @@ def _justification(n_z: int, bias_max: float) -> str:
     )
 
 
-def _figure(grid: _Grid, clouds: dict[float, np.ndarray], save: np.ndarray, out_dir: Path) -> Path:
+def _figure(
+    grid: _Grid,
+    flow: GaussianDiffFlow,
+    clouds: dict[float, np.ndarray],
+    save: np.ndarray,
+    out_dir: Path,
+) -> Path:
     mean_t, cov_t = grid.mean[-1], grid.cov[-1]
     spread = 3.5 * np.sqrt(np.diag(cov_t))
     extent = (
@@ -277,7 +270,7 @@ def _figure(grid: _Grid, clouds: dict[float, np.ndarray], save: np.ndarray, out_
         float(mean_t[1] - spread[1]),
         float(mean_t[1] + spread[1]),
     )
-    log_p = _gaussian_log_density(mean_t, cov_t)
+    log_p = flow.law(T)
     panels: list[CloudPanel | CurvePanel] = [
         CloudPanel(f"{_g_label(c)}, s = {T:g}", ys[-1], log_p, extent) for c, ys in clouds.items()
     ]
@@ -311,7 +304,7 @@ CLAIM = Claim(
         "\\beta(S_\\sigma^{-1}\\Sigma + \\Sigma S_\\sigma^{-1}) + 2\\beta I$ "
         "($S_\\sigma = S_0 + \\sigma(s)^2 I$), for every noise level $g$."
     ),
-    source="Zhang et al. 2023 (DiffFlow), eq. 9–10 and Prop. 1; DESIGN §1, Gaussian case",
+    source="Zhang et al. 2023 (DiffFlow), eq. 9–10 and Prop. 1",
     method=(
         "Random 2-D Gaussian data and start and random affine schedules $\\beta(s)$, "
         "$\\sigma(s)$ (annealed down), $a(s)$. Simulate `diffflow` with the real score "

@@ -17,12 +17,9 @@ from gpm_sde.metrics import mmd_permutation_test
 from gpm_sde.schedules import AbstractSchedule
 from gpm_sde.scores import AnnealedScore, KernelScore, SmoothedMixtureScore
 
-from ..claim import Claim
-from ..cloud_figures import CloudPanel, Curve, CurvePanel, panel_row
-from ..laws import mixture_2d
-from ..markdown import table
-from ..random_schedules import affine
-from ..result import Result
+from ..figures import CloudPanel, Curve, CurvePanel, panel_row
+from ..laws import affine, mixture_2d
+from ..types import Claim, Result, table
 
 Z_TOLERANCE = 5.0
 SEED = 2023_0311
@@ -202,16 +199,7 @@ def _justification(n: int, h: float, n_z: int, resolved: list[float], cov_z: flo
 
 
 def _figure(gan: np.ndarray, lang: np.ndarray, out_dir: Path) -> Path:
-    law = mixture_2d().convolve(SIGMA[1])
-    weights, means, covs = (np.asarray(v) for v in (law.weights, law.means, law.covs))
-    precs = np.linalg.inv(covs)
-    norm = np.log(weights) - 0.5 * np.linalg.slogdet(covs)[1]
-
-    def log_q(x: np.ndarray) -> np.ndarray:
-        d = x[:, None, :] - means[None]
-        quad = np.einsum("nki,kij,nkj->nk", d, precs, d)
-        return np.logaddexp.reduce(norm[None] - 0.5 * quad, axis=1)
-
+    log_q = mixture_2d().convolve(SIGMA[1])
     extent = (-4.5, 4.0, -3.5, 4.5)
     times = np.asarray(SAVE_TIMES)
     curves = []
@@ -242,7 +230,7 @@ CLAIM = Claim(
         "$g = 0$ and its diffusion end $g = \\sqrt{2\\beta}$ move the particles through the "
         "same marginals $p_s$, up to the kernel estimator's bias and Monte-Carlo error."
     ),
-    source="Zhang et al. 2023 (DiffFlow), eq. 9–10, Prop. 1 and §3.2; DESIGN §1, DiffFlow",
+    source="Zhang et al. 2023 (DiffFlow), eq. 9–10, Prop. 1 and §3.2",
     method=(
         "From independent draws of $\\mathcal{N}(0, I)$, run DiffFlow towards a 2-D mixture "
         "with annealed $\\sigma(s)$ at $g = 0$ (deterministic interacting particles, "

@@ -19,11 +19,8 @@ from gpm_sde.flows import GaussianDiffFlow, gaussian_diffflow
 from gpm_sde.schedules import AbstractSchedule
 from gpm_sde.scores import AnnealedScore, SmoothedMixtureScore
 
-from ..claim import Claim
-from ..gaussian_laws import gaussian, random_spd
-from ..markdown import table
-from ..random_schedules import affine, random_affine
-from ..result import Result
+from ..laws import affine, gaussian, random_affine, random_spd
+from ..types import Claim, Result, table
 
 RTOL = ATOL = 1e-8
 """Tolerances of `flow_log_likelihood`'s adaptive solver."""

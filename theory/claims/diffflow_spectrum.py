@@ -5,7 +5,6 @@ same marginals; only the particle paths change."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import diffrax
@@ -17,15 +16,14 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from gpm_sde import SDE, GaussianMixture, diffflow, simulate
-from gpm_sde.metrics import mmd_permutation_test
+from gpm_sde.metrics import gaussian_w2, mmd_permutation_test
 from gpm_sde.schedules import Constant
 from gpm_sde.scores import AnnealedScore, SmoothedMixtureScore
+from gpm_sde.verify import moment_z_scores
 
-from ..claim import Claim
-from ..cloud_figures import CloudPanel, panel_row
-from ..gaussian_laws import gaussian, one_sample_z, w2_gaussians
-from ..markdown import table
-from ..result import Result
+from ..figures import CloudPanel, panel_row
+from ..laws import gaussian
+from ..types import Claim, Result, table
 
 SEED = 2023_0313
 BETA = 1.0
@@ -65,7 +63,7 @@ class _ExactLaw(eqx.Module):
     $dx = -\beta S^{-1}(x - m)\,ds + \sqrt{2\beta}\,dW$: linear with additive noise, so each
     component of the start $p_0$ stays Gaussian with its weight, with
     $\mu_k(s) = m + E_s(\mu_k(0) - m)$ and $\Sigma_k(s) = S + E_s(\Sigma_k(0) - S)E_s$,
-    $E_s = e^{-\beta s S^{-1}}$ (the moment ODE of DESIGN §1 with $f = 0$, fixed $\sigma$)."""
+    $E_s = e^{-\beta s S^{-1}}$ (DiffFlow's moment ODE with $f = 0$, fixed $\sigma$)."""
 
     eigvals: Float[Array, " 2"]
     eigvecs: Float[Array, "2 2"]
@@ -158,7 +156,7 @@ def _remaining_gap(w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> float:
     (a Gaussian), so $W_2^2 \le \sum_k w_k W_2^2(\mathcal{N}(\mu_k(T), \Sigma_k(T)),
     q_\sigma)$."""
     sq = sum(
-        float(w[k]) * w2_gaussians(mu[k], cov[k], DATA_MEAN, _target_cov()) ** 2
+        float(w[k]) * gaussian_w2(mu[k], cov[k], DATA_MEAN, _target_cov()) ** 2
         for k in range(len(w))
     )
     return float(np.sqrt(sq))
@@ -179,10 +177,10 @@ def run(fast: bool, out_dir: Path) -> Result:
     laws = _exact_laws()
     exact = [_mixture_moments(*law) for law in laws]
     z = {
-        c: np.stack([one_sample_z(y, *e) for y, e in zip(ys, exact, strict=True)])
+        c: np.stack([moment_z_scores(y, *e) for y, e in zip(ys, exact, strict=True)])
         for c, ys in clouds.items()
     }
-    z_ctl = float(np.abs(one_sample_z(control[-1], *exact[-1])).max())
+    z_ctl = float(np.abs(moment_z_scores(control[-1], *exact[-1])).max())
     # Draws of the target q_σ (NumPy: a Gaussian needs no compiled sampler).
     target = np.random.default_rng(SEED).multivariate_normal(
         DATA_MEAN, _target_cov(), size=n_mmd * len(G_FACTORS)
@@ -299,24 +297,13 @@ def _justification(n_z: int, n_tests: int, threshold: float, gap_se: float) -> s
     )
 
 
-def _log_density(mean: np.ndarray, cov: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The Gaussian log-density up to a constant, in NumPy (for the contours)."""
-    prec = np.linalg.inv(cov)
-
-    def log_p(x: np.ndarray) -> np.ndarray:
-        d = x - mean
-        return -0.5 * np.einsum("ni,ij,nj->n", d, prec, d)
-
-    return log_p
-
-
 def _figure(
     clouds: dict[float, np.ndarray],
     paths: dict[float, np.ndarray],
     tests: dict[str, float],
     out_dir: Path,
 ) -> Path:
-    log_q = _log_density(DATA_MEAN, _target_cov())
+    log_q = gaussian(DATA_MEAN, _target_cov())
     extent = (-5.5, 5.5, -4.0, 5.0)
     panels = [
         CloudPanel(
@@ -346,7 +333,7 @@ CLAIM = Claim(
         "GAN-like transport at $g = 0$ to Langevin dynamics at $g = \\sqrt{2\\beta}$, only "
         "the paths of the particles change."
     ),
-    source="Zhang et al. 2023 (DiffFlow), §3.2 and Fig. 1; DESIGN §1, DiffFlow",
+    source="Zhang et al. 2023 (DiffFlow), §3.2 and Fig. 1",
     method=(
         "Gaussian data and a two-blob mixture start, for which the law $p_s$ (the same for "
         "every $g$) is an exact two-component mixture; run `diffflow` with the exact "

@@ -17,13 +17,12 @@ from gpm_sde import GaussianMixture, vp
 from gpm_sde.losses import dsm_loss
 from gpm_sde.nn import EpsilonParam, ScoreMLP
 from gpm_sde.processes import AbstractLinearProcess
+from gpm_sde.scores import MixtureMarginalScore
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
+from ..figures import Curve, CurvePanel, panel_row
 from ..fitting import fit
 from ..laws import mixture_2d
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 SEED = 2011_0701
 T_MIN = 1e-5  # dsm_loss's default
@@ -37,17 +36,6 @@ Z_TOLERANCE = 5.0
 GL_NODES = 32  # Gauss–Legendre nodes in t for the irreducible constant
 BOX, BOX_POINTS = 8.0, 201  # the x-grid for it: [−BOX, BOX]², BOX_POINTS per axis
 HIDDEN, DEPTH, EMBED, LR = 64, 2, 16, 1e-2
-
-
-class ExactScore(eqx.Module):
-    r"""$(t, x) \mapsto \nabla\log p_t(x)$ for mixture data: the score of
-    `process.marginal(law, t)`."""
-
-    process: AbstractLinearProcess
-    law: GaussianMixture
-
-    def __call__(self, t: Array, x: Float[Array, " d"]) -> Float[Array, " d"]:
-        return self.process.marginal(self.law, t).score(x)
 
 
 class Difference(eqx.Module):
@@ -157,7 +145,7 @@ def _first_stage(
 
 
 def _losses(
-    model: Callable[..., Array], exact: ExactScore, key: PRNGKeyArray, n: int
+    model: Callable[..., Array], exact: MixtureMarginalScore, key: PRNGKeyArray, n: int
 ) -> tuple[Array, Array, Array]:
     r"""The library's DSM loss per point (`"std2"`, `reduction="none"`) on `n` data points,
     all with the same key, i.e. the same $t$ and $\varepsilon$ per point: $L(s^*)$,
@@ -179,7 +167,7 @@ def _losses(
 
 
 def _relative_errors(
-    model: Callable[..., Array], exact: ExactScore, key: PRNGKeyArray
+    model: Callable[..., Array], exact: MixtureMarginalScore, key: PRNGKeyArray
 ) -> tuple[Array, Array]:
     r"""At each of `CHECK_TIMES`: $\sqrt{\mathbb{E}\|s_\theta - s^*\|^2/\mathbb{E}\|s^*\|^2}$
     on draws of $p_t$, for the model and for the score of the moment-matched Gaussian
@@ -204,7 +192,7 @@ def _relative_errors(
 
 @eqx.filter_jit
 def _evaluate(
-    model: Callable[..., Array], exact: ExactScore, key: PRNGKeyArray, n: int
+    model: Callable[..., Array], exact: MixtureMarginalScore, key: PRNGKeyArray, n: int
 ) -> tuple[tuple[Array, Array], tuple[Array, Array, Array]]:
     """`_relative_errors` and `_losses` in one compilation."""
     k_err, k_mc = jr.split(key)
@@ -216,7 +204,7 @@ def run(fast: bool, out_dir: Path) -> Result:
     a trained score network against the exact score, and its excess loss."""
     n_mc, stages, stage_steps, batch = (100_000, 1, 2000, 128) if fast else (200_000, 3, 1500, 256)
     process, law = vp(), mixture_2d()
-    exact = ExactScore(process, law)
+    exact = MixtureMarginalScore(process, law)
     key = jr.key(SEED)
     k_tw, k_fit, k_eval = jr.split(key, 3)
     # (i) Tweedie's formula against the mixture's posterior mean; (ii) the constant
@@ -410,7 +398,7 @@ CLAIM = Claim(
     ),
     source=(
         "Vincent 2011, appendix; Efron 2011 (Tweedie's formula); Song et al. 2021, eq. 7; "
-        "`gpm_sde.losses.dsm_loss`; DESIGN §1"
+        "`gpm_sde.losses.dsm_loss`"
     ),
     method=(
         "VP process and a 2-D three-component mixture, whose marginal scores are exact. "

@@ -16,11 +16,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from gpm_sde import GaussianMixture
 from gpm_sde.losses import FGAN, AbstractFDivergence, f_divergence
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
-from ..line_laws import line_grid, log_pdf, mixture_1d, pdf, trapezoid
-from ..markdown import table
-from ..result import Result
+from ..figures import Curve, CurvePanel, panel_row
+from ..laws import line_grid, log_pdf, mixture_1d, pdf, trapezoid
+from ..types import Claim, Result, table
 
 SEED = 2016_0602
 GRID = 20001
@@ -282,7 +280,7 @@ CLAIM = Claim(
     ),
     source=(
         "Nowozin et al. 2016 (f-GAN), eq. 4–6, §2.2 and Tables 1–2; `gpm_sde.losses.FGAN`, "
-        "`f_divergence`; DESIGN §1, GAN losses"
+        "`f_divergence`"
     ),
     method=(
         "Two overlapping 1-D mixtures. $D_f$ by quadrature from each divergence's usual "

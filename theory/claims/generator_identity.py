@@ -15,10 +15,8 @@ from gpm_sde import SDE, GaussianMixture, LinearDrift, ScalarDiffusion, ScoreDri
 from gpm_sde.schedules import AbstractSchedule, Constant, Function, as_schedule
 from gpm_sde.verify import fokker_planck_rhs
 
-from ..claim import Claim
 from ..laws import StaticScore, random_mixture
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 TOLERANCE = 1e-8
 SEED = 20230101
@@ -143,7 +141,7 @@ CLAIM = Claim(
         "g^2)\\nabla\\log p_s]\\,ds + \\lambda\\,dW$ has the same Fokker–Planck right-hand side, "
         "hence the same marginals, for every $\\lambda \\ge 0$."
     ),
-    source="Song et al. 2021, app. D.1 (eq. 13); DESIGN §1, reweight_noise",
+    source="Song et al. 2021, app. D.1 (eq. 13)",
     method=(
         "For random mixtures $p$ in $d = 1, 2, 3$, a random SDE $dx = [a(s)x + "
         "w(s)\\nabla\\log r(x)]ds + g(s)dW$ (random affine schedules, another random mixture "

@@ -13,13 +13,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from gpm_sde.flows import discriminator_field, int_pm_loss
+from gpm_sde import int_pm_loss
+from gpm_sde.flows import discriminator_field
 from gpm_sde.nn import MLPDiscriminator, MLPGenerator
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
-from ..markdown import table
-from ..result import Result
+from ..figures import Curve, CurvePanel, panel_row
+from ..types import Claim, Result, table
 
 SEED = 2023_1210
 N_LATENTS = 64
@@ -227,7 +226,7 @@ CLAIM = Claim(
     ),
     source=(
         "Franceschi et al. 2023 (GPM), eq. 8, Algorithm 1 and §3 (NTK view); "
-        "`gpm_sde.flows.int_pm_loss`; DESIGN §1, GPM"
+        "`gpm_sde.flows.int_pm_loss`"
     ),
     method=(
         "A smooth `MLPGenerator`, a fixed discriminator field and 64 latents, in float64. "

@@ -15,12 +15,11 @@ from jaxtyping import Array, PRNGKeyArray
 
 from gpm_sde import GaussianMixture
 from gpm_sde.flows import GaussianDiffFlow, gaussian_diffflow
+from gpm_sde.verify import gaussian_kl
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
-from ..gaussian_laws import gaussian, kl_gaussians, random_spd
-from ..markdown import table
-from ..result import Result
+from ..figures import Curve, CurvePanel, panel_row
+from ..laws import gaussian, random_spd
+from ..types import Claim, Result, table
 
 SEED = 2023_0313
 T = 15.0
@@ -77,7 +76,7 @@ def _along(case: _Case, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s_prec = np.linalg.inv(case.s)
     kl, fisher = [], []
     for mu, c in zip(means, covs, strict=True):
-        kl.append(kl_gaussians(mu, c, case.m, case.s))
+        kl.append(gaussian_kl(mu, c, case.m, case.s))
         a = s_prec - np.linalg.inv(c)
         b = s_prec @ (mu - case.m)
         fisher.append(float(np.trace(a @ c @ a) + b @ b))
@@ -315,7 +314,7 @@ CLAIM = Claim(
         "q_\\sigma)\\|^2 \\le 0$, so KL decreases monotonically; for Gaussian data it "
         "decays at least like $e^{-2\\beta s/\\lambda_{\\max}(S)}$ and $p_s \\to q_\\sigma$."
     ),
-    source="Zhang et al. 2023 (DiffFlow), §4 (KL convergence); Bakry & Émery 1985; DESIGN §1",
+    source="Zhang et al. 2023 (DiffFlow), §4 (KL convergence); Bakry & Émery 1985",
     method=(
         "Random Gaussian cases in $d = 1, 2, 3$: solve the moment ODE with `gaussian_diffflow`, "
         "compute $\\mathrm{KL}(p_s\\|q_\\sigma)$ between Gaussians in closed form along it, "

@@ -25,12 +25,11 @@ from gpm_sde import (
     vp,
 )
 from gpm_sde.metrics import mmd_permutation_test
+from gpm_sde.verify import moment_vector, sample_moments
 
-from ..claim import Claim
+from ..figures import OverlayPanel, overlay_grid
 from ..laws import coordinate_density, mixture_2d
-from ..markdown import table
-from ..overlays import OverlayPanel, overlay_grid
-from ..result import Result
+from ..types import Claim, Result, table
 
 Z_TOLERANCE = 5.0
 FAMILY_LEVEL = 0.01
@@ -117,24 +116,6 @@ def _simulate_members(
     return clouds
 
 
-def _moments_and_ses(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""The sample mean and upper-triangular covariance entries, and their standard errors:
-    std / √n for a mean, std of the centred products $(x_i - \bar x_i)(x_j - \bar x_j)$ / √n
-    for a covariance entry (as `gpm_sde.verify`)."""
-    n, d = x.shape
-    iu = np.triu_indices(d)
-    centred = x - x.mean(axis=0)
-    products = (centred[:, :, None] * centred[:, None, :])[:, iu[0], iu[1]]
-    moments = np.concatenate([x.mean(axis=0), products.sum(axis=0) / (n - 1)])
-    ses = np.concatenate([x.std(axis=0, ddof=1), products.std(axis=0, ddof=1)]) / np.sqrt(n)
-    return moments, ses
-
-
-def _exact_vector(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """The exact moments in the order of `_moments_and_ses`."""
-    return np.concatenate([mean, cov[np.triu_indices(len(mean))]])
-
-
 @dataclass(frozen=True)
 class _ProcessCheck:
     """One process: z-scores against the exact law and against the reference member, the MMD
@@ -157,8 +138,8 @@ def _check(
     clouds = _simulate_members(process, sim_key, n, steps)
     ss = (process.T - EPS) * np.asarray(FRACTIONS)
     exact, means, covs = _exact_marginals(process, mixture_2d(), jnp.asarray(process.T - ss))
-    stats = {m: [_moments_and_ses(y) for y in clouds[m]] for m in MEMBERS}
-    truth = [_exact_vector(np.asarray(means[i]), np.asarray(covs[i])) for i in range(len(ss))]
+    stats = {m: [sample_moments(y) for y in clouds[m]] for m in MEMBERS}
+    truth = [moment_vector(np.asarray(means[i]), np.asarray(covs[i])) for i in range(len(ss))]
     z_exact, z_between = {}, {}
     for m in MEMBERS:
         z_exact[m] = np.stack([(mo - t) / se for (mo, se), t in zip(stats[m], truth, strict=True)])
@@ -169,7 +150,7 @@ def _check(
                     for (mo, se), (mr, ser) in zip(stats[m], stats[REFERENCE], strict=True)
                 ]
             )
-    control = [_moments_and_ses(y) for y in clouds[CONTROL]]
+    control = [sample_moments(y) for y in clouds[CONTROL]]
     z_control = max(
         float(np.abs((mo - t) / se).max()) for (mo, se), t in zip(control, truth, strict=True)
     )
@@ -310,7 +291,7 @@ CLAIM = Claim(
         "started from $p_T$, has the marginals $p_{T-s}$: $\\lambda = 0$ (the probability-flow "
         "ODE), $\\lambda = g$ (the reverse SDE) and every other member agree."
     ),
-    source="Song et al. 2021, eq. 6, 13 and app. D.1; Zhang & Chen 2021; DESIGN §1, reverse family",
+    source="Song et al. 2021, eq. 6, 13 and app. D.1; Zhang & Chen 2021",
     method=(
         "For VP and VE (VP only in fast mode) and a 2-D three-component mixture, simulate five "
         "members of `reverse(process, score, lam)` with exact scores, $\\lambda$ = 0, ½g, g, "

@@ -14,13 +14,12 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from gpm_sde import GaussianMixture, simulate
-from gpm_sde.samplers import annealed_langevin, geometric_sigmas, langevin_sde
+from gpm_sde.flows import langevin_flow
+from gpm_sde.samplers import annealed_langevin, geometric_sigmas
 
-from ..claim import Claim
-from ..cloud_figures import CloudPanel, panel_row
+from ..figures import CloudPanel, panel_row
 from ..laws import StaticScore
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 SEED = 2019_0712
 WEIGHT = 0.2
@@ -58,8 +57,8 @@ class _PerturbedScore(eqx.Module):
 @eqx.filter_jit
 def _langevin(law: GaussianMixture, x0: Float[Array, "m 2"], key: PRNGKeyArray, steps: int):
     r"""`steps` steps $x \leftarrow x + \tfrac{\epsilon}{2}\nabla\log q(x) + \sqrt\epsilon z$:
-    Euler–Maruyama of `langevin_sde` (rate 1) with time step $\epsilon/2$."""
-    sde = langevin_sde(StaticScore(law))
+    Euler–Maruyama of `langevin_flow` (rate 1) with time step $\epsilon/2$."""
+    sde = langevin_flow(StaticScore(law))
     sol = simulate(sde, x0, key, t1=0.5 * EPS * steps, steps=steps, solver=diffrax.Euler())
     assert sol.ys is not None
     return sol.ys[-1]
@@ -110,7 +109,7 @@ def run(fast: bool, out_dir: Path) -> Result:
             f"M = {m} initial points uniform on $[-{BOX:g}, {BOX:g}]^2$ (a share {start:.3f} "
             "of them on the side of the light mode). **Langevin**: "
             f"{steps} steps $x \\leftarrow x + \\tfrac{{\\epsilon}}{{2}}\\nabla\\log q(x) + "
-            f"\\sqrt\\epsilon z$, $\\epsilon$ = {EPS:g} (`langevin_sde` + Euler–Maruyama). "
+            f"\\sqrt\\epsilon z$, $\\epsilon$ = {EPS:g} (`langevin_flow` + Euler–Maruyama). "
             f"**Annealed** (`annealed_langevin`): {LEVELS} levels $\\sigma_i$ geometric from "
             f"{SIGMA_MAX:g} to {SIGMA_MIN:g} ({', '.join(f'{s:.2f}' for s in sigmas)}), "
             f"{per_level} steps each (the same {steps} in all), step $\\alpha_i = \\epsilon"
@@ -192,10 +191,10 @@ CLAIM = Claim(
         "annealed Langevin dynamics with the exact scores of the perturbed laws $q_{\\sigma_i}$ "
         "does."
     ),
-    source="Song & Ermon 2019 (NCSN), §3.2.2, Fig. 3 and Algorithm 1; DESIGN §1, DiffFlow",
+    source="Song & Ermon 2019 (NCSN), §3.2.2, Fig. 3 and Algorithm 1",
     method=(
         "From the same uniform initial points and with the same number of steps, run "
-        "Langevin dynamics (`samplers.langevin_sde`) on $q$ and annealed Langevin "
+        "Langevin dynamics (`flows.langevin_flow`) on $q$ and annealed Langevin "
         "(`samplers.annealed_langevin`, 10 geometric levels from σ = 20 to 1) on the exact "
         "$q_{\\sigma_i}$ = `law.convolve(σ_i)`; compare the share of particles at the light "
         "mode with 0.2 in binomial standard errors."

@@ -15,11 +15,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from gpm_sde import GaussianMixture
 from gpm_sde.losses import LeastSquaresGAN
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
-from ..line_laws import line_grid, mixture_1d, pdf, trapezoid
-from ..markdown import table
-from ..result import Result
+from ..figures import Curve, CurvePanel, panel_row
+from ..laws import line_grid, mixture_1d, pdf, trapezoid
+from ..types import Claim, Result, table
 
 SEED = 2017_1022
 GRID = 20001
@@ -237,8 +235,7 @@ CLAIM = Claim(
         "dividing by its first argument)."
     ),
     source=(
-        "Mao et al. 2017 (LSGAN), §3.2, eq. 3–6 and Theorem 1; `gpm_sde.losses."
-        "LeastSquaresGAN`; DESIGN §1, GAN losses"
+        "Mao et al. 2017 (LSGAN), §3.2, eq. 3–6 and Theorem 1; `gpm_sde.losses.LeastSquaresGAN`"
     ),
     method=(
         "A 1-D data mixture and a family of Gaussian generators. Minimise the library's "

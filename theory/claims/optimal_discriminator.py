@@ -16,12 +16,10 @@ from gpm_sde import GaussianMixture
 from gpm_sde.losses import MinimaxGAN
 from gpm_sde.nn import MLPDiscriminator
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
+from ..figures import Curve, CurvePanel, panel_row
 from ..fitting import fit
-from ..line_laws import cdf, line_grid, log_pdf, mixture_1d, pdf, trapezoid
-from ..markdown import table
-from ..result import Result
+from ..laws import cdf, line_grid, log_pdf, mixture_1d, pdf, trapezoid
+from ..types import Claim, Result, table
 
 SEED = 2014_0610
 GRID = 20001
@@ -241,10 +239,7 @@ CLAIM = Claim(
         "\\log 4$; a discriminator trained on samples with the library's loss approaches "
         "$D^*$ and $V^*$."
     ),
-    source=(
-        "Goodfellow et al. 2014, Prop. 1 and Thm. 1; `gpm_sde.losses.MinimaxGAN`; DESIGN §1, "
-        "GAN losses"
-    ),
+    source=("Goodfellow et al. 2014, Prop. 1 and Thm. 1; `gpm_sde.losses.MinimaxGAN`"),
     method=(
         "Two overlapping 1-D mixtures. (a) $\\mathrm{JS}$ by quadrature from its definition; "
         "$V(D^*)$ by quadrature and by the library's `MinimaxGAN` discriminator loss on "

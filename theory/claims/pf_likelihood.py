@@ -13,10 +13,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import gpm_sde
 from gpm_sde import AbstractLinearProcess, GaussianMixture, MixtureMarginalScore, subvp, ve, vp
 
-from ..claim import Claim
 from ..laws import mixture_2d, random_mixture
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 EXACT_PRIOR_TOLERANCE = 1e-3
 GAP_SDS = 5.0
@@ -243,7 +241,7 @@ CLAIM = Claim(
         "prior gap, of size $\\alpha(T)|\\mathbb{E}_q x|/\\sigma(T)$ (0.004 nats for the "
         "2-D law)."
     ),
-    source="Song et al. 2021, §4.3 and app. D.2 (eq. 39); Chen et al. 2018, thm. 1; DESIGN §1",
+    source="Song et al. 2021, §4.3 and app. D.2 (eq. 39); Chen et al. 2018, thm. 1",
     method=(
         "Draw points from a 2-D three-component mixture (and, in full mode, a random 3-D "
         "four-component one), run `log_likelihood` with `MixtureMarginalScore` and the exact "

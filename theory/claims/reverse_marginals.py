@@ -24,13 +24,11 @@ from gpm_sde import (
     ve,
     vp,
 )
+from gpm_sde.verify import moment_z_scores
 
-from ..claim import Claim
-from ..gaussian_laws import one_sample_z
+from ..figures import OverlayPanel, overlay_grid
 from ..laws import coordinate_density, mixture_2d
-from ..markdown import table
-from ..overlays import OverlayPanel, overlay_grid
-from ..result import Result
+from ..types import Claim, Result, table
 
 Z_TOLERANCE = 5.0
 EPS = 1e-3
@@ -92,7 +90,10 @@ def _check(
     ys = {dynamics: np.asarray(cloud) for dynamics, cloud in clouds.items()}
     z = {
         dynamics: np.stack(
-            [one_sample_z(y[i], np.asarray(means[i]), np.asarray(covs[i])) for i in range(len(ss))]
+            [
+                moment_z_scores(y[i], np.asarray(means[i]), np.asarray(covs[i]))
+                for i in range(len(ss))
+            ]
         )
         for dynamics, y in ys.items()
     }
@@ -186,7 +187,7 @@ CLAIM = Claim(
         "g^2\\nabla\\log p_{T-s}(Y)$ (coefficients at $T - s$), started from $p_T$, have the "
         "law $p_{T-s}$ of the forward process at every generation time $s$."
     ),
-    source="Song et al. 2021, eq. 6 and eq. 13 (Anderson 1982); DESIGN §1, reverse family",
+    source="Song et al. 2021, eq. 6 and eq. 13 (Anderson 1982)",
     method=(
         "For VP, sub-VP and VE (VP and VE in fast mode) and a 2-D three-component mixture: "
         "draw N particles from the exact $p_T$ (separating the prior's mismatch from the "

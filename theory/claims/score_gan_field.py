@@ -15,11 +15,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from gpm_sde import GaussianMixture, score_gan_field
 from gpm_sde.scores import SmoothedMixtureScore
 
-from ..batching import map_points
-from ..claim import Claim
+from ..fitting import map_points
 from ..laws import random_mixture
-from ..markdown import table
-from ..result import Result
+from ..types import Claim, Result, table
 
 TOLERANCE = 1e-10
 SEED = 2023_0314
@@ -67,7 +65,7 @@ def _gaps(case: _Case, key: PRNGKeyArray, n: int) -> tuple[Array, Array, Array]:
     relative gaps of (1) $\varepsilon^*_p - \varepsilon^*_q$ against $\sigma$ × the Score-GAN
     field, (2) $\varepsilon^*_q$ against $-\sigma\nabla\log q_\sigma$ (Tweedie, one law), and the
     control, $\sigma^2$ in place of $\sigma$ in (1). Mapped over the points in chunks (each
-    has its own σ, see `theory.batching`)."""
+    has its own σ, see `theory.fitting.map_points`)."""
     s_key, c_key, q_key, p_key = jr.split(key, 4)
     lo, hi = np.log(SIGMA_RANGE[0]), np.log(SIGMA_RANGE[1])
     sigmas = jnp.exp(jr.uniform(s_key, (n,), minval=lo, maxval=hi))
@@ -164,7 +162,7 @@ CLAIM = Claim(
     ),
     source=(
         "Franceschi et al. 2023 (GPM), §4.1 and Table 1 (Score GAN); Efron 2011 (Tweedie's "
-        "formula), eq. 1.4; DESIGN §1, GPM"
+        "formula), eq. 1.4"
     ),
     method=(
         "For random mixtures $q$, $p$ in $d = 1, 2, 3, 5$ and random $(\\sigma, x)$, compute "

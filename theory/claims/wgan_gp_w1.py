@@ -17,12 +17,10 @@ from gpm_sde import GaussianMixture
 from gpm_sde.losses import MinimaxGAN, WassersteinGAN, gradient_penalty
 from gpm_sde.nn import MLPDiscriminator
 
-from ..claim import Claim
-from ..cloud_figures import Curve, CurvePanel, panel_row
+from ..figures import Curve, CurvePanel, panel_row
 from ..fitting import fit
-from ..line_laws import cdf, line_grid, mixture_1d, pdf, trapezoid
-from ..markdown import table
-from ..result import Result
+from ..laws import cdf, line_grid, mixture_1d, pdf, trapezoid
+from ..types import Claim, Result, table
 
 SEED = 2017_0126
 LAM = 10.0  # the gradient penalty's λ (Gulrajani et al. 2017)
@@ -318,7 +316,7 @@ CLAIM = Claim(
     ),
     source=(
         "Arjovsky et al. 2017 (WGAN), Example 1 and Thm. 1–3; Gulrajani et al. 2017 "
-        "(WGAN-GP), eq. 3; `gpm_sde.losses.WassersteinGAN`, `gradient_penalty`; DESIGN §1"
+        "(WGAN-GP), eq. 3; `gpm_sde.losses.WassersteinGAN`, `gradient_penalty`"
     ),
     method=(
         "Train critics (`WassersteinGAN` + `gradient_penalty`) and discriminators "

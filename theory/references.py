@@ -1,7 +1,8 @@
-"""Where each claim is derived: claim name → its section in the docs, relative to the repo root.
+"""References: where each claim is derived, claim name → its section in the docs, relative to
+the repository root.
 
 The report links every claim of its summary table to this section (see
-[`theory.report`][theory.report]); `tests/test_theory_docs.py` checks that every registered
+[`theory.runner`][theory.runner]); `tests/test_theory_docs.py` checks that every registered
 claim has an entry, that the page exists and that it has a heading named after the claim.
 """
 
