@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from .._checks import check_int
 from .._optional import require
 
 TEST_FRACTION = 0.2
@@ -58,8 +59,7 @@ def digits_split(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int (the split's seed), got {seed!r}.")
+    check_int("seed", seed, 0, "the split's seed", example=0)
 
 
 def digits(split: str = "train", seed: int = 0) -> tuple[Float[Array, "n 1 8 8"], Int[Array, " n"]]:

@@ -2,7 +2,7 @@ r"""Two-dimensional toy laws: Gaussian mixtures (exact laws) and keyed samplers.
 
 The mixtures are [`GaussianMixture`][gpm_sde.GaussianMixture]s with isotropic components of
 equal weight, so their smoothed laws $q_\sigma$ and every marginal of a linear forward process
-are exact mixtures as well (DESIGN §1). The samplers are pure JAX functions `(key, n) -> (n, 2)`
+are exact mixtures as well. The samplers are pure JAX functions `(key, n) -> (n, 2)`
 drawing $n$ i.i.d. points; the same key gives the same points. They are written here rather
 than taken from scikit-learn (whose `make_moons` and `make_swiss_roll` are NumPy, unkeyed, and
 place the moon parameters on a grid rather than drawing them).
@@ -17,13 +17,12 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_positive
+from .._checks import check_int, check_positive
 from ..distributions import GaussianMixture
 
 
 def _check_n(n) -> None:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ValueError(f"`n` must be a non-negative int (the number of points), got {n!r}.")
+    check_int("n", n, 0, "the number of points", example=1000)
 
 
 def _isotropic_mixture(means: np.ndarray, std: float) -> GaussianMixture:
@@ -80,8 +79,7 @@ def grid_gaussians(n: int = 5, spacing: float = 2.0, std: float = 0.05) -> Gauss
     (Srivastava et al. 2017, §5.1) and PacGAN (Lin et al. 2018, §5.1). Component
     $k = n i + j$ has mean index $(i, j)$.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"`n` must be an int >= 1 (points per side of the grid), got {n!r}.")
+    n = check_int("n", n, 1, "points per side of the grid", example=5)
     check_positive("spacing", spacing, fix="pass the distance between neighbouring means")
     check_positive("std", std, fix="pass the component standard deviation, e.g. std=0.05")
     offsets = spacing * (np.arange(n) - (n - 1) / 2.0)
@@ -151,10 +149,7 @@ def checkerboard(
     bottom-left one) are FFJORD's `checkerboard` toy (Grathwohl et al. 2019).
     """
     _check_n(n)
-    if isinstance(n_squares, bool) or not isinstance(n_squares, int | np.integer) or n_squares < 1:
-        raise ValueError(
-            f"`n_squares` must be an int >= 1 (squares per side of the board), got {n_squares!r}."
-        )
+    n_squares = check_int("n_squares", n_squares, 1, "squares per side of the board", example=4)
     check_positive("side", side, fix="pass the side length of one square, e.g. side=2.0")
     ii, jj = np.meshgrid(np.arange(n_squares), np.arange(n_squares), indexing="ij")
     black = ((ii + jj) % 2 == 0).ravel()

@@ -9,7 +9,14 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import _as_numpy, check_finite, check_float_array, check_positive, is_concrete
+from .._checks import (
+    as_numpy,
+    check_finite,
+    check_float_array,
+    check_int,
+    check_positive,
+    is_concrete,
+)
 
 
 class GaussianMixture(eqx.Module):
@@ -17,8 +24,8 @@ class GaussianMixture(eqx.Module):
 
     $$p(x) = \sum_{k=1}^K w_k\, \mathcal{N}(x;\ \mu_k, \Sigma_k).$$
 
-    Every marginal of a linear forward process started from a mixture is again a mixture
-    (DESIGN §1): see [`GaussianMixture.affine`][gpm_sde.GaussianMixture.affine]. Its score is
+    Every marginal of a linear forward process started from a mixture is again a mixture:
+    see [`GaussianMixture.affine`][gpm_sde.GaussianMixture.affine]. Its score is
     therefore exact at every time, which is what the library's tests and `theory/` rely on.
 
     Methods act on **one point** `x: (d,)`; lift them to a cloud with `jax.vmap`.
@@ -136,8 +143,7 @@ class GaussianMixture(eqx.Module):
     def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n d"]:
         r"""Draw `n` points: $k \sim \mathrm{Cat}(w)$, then $x = \mu_k + L_k \varepsilon$ with
         $L_k L_k^\top = \Sigma_k$ and $\varepsilon \sim \mathcal{N}(0, I)$."""
-        if not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"`n` must be a non-negative int (the number of samples), got {n!r}.")
+        n = check_int("n", n, 0, "the number of samples", example=1000)
         k_key, e_key = jr.split(key)
         comp = jr.categorical(k_key, jnp.log(self.weights), shape=(n,))
         eps = jr.normal(e_key, (n, self.dim), dtype=self.means.dtype)
@@ -173,7 +179,7 @@ class GaussianMixture(eqx.Module):
         $$\sum_k w_k\, \mathcal{N}\big(\alpha\mu_k,\ \alpha^2\Sigma_k + \sigma^2 I\big).$$
 
         This is the marginal $x_t = \alpha(t)x_0 + \sigma(t)\varepsilon$ of every linear forward
-        process (DESIGN §1; Song et al. 2021, eq. 29 and appendix B).
+        process (Song et al. 2021, eq. 29 and appendix B).
         """
         alpha = jnp.asarray(alpha, dtype=self.means.dtype)
         sigma = jnp.asarray(sigma, dtype=self.means.dtype)
@@ -184,7 +190,7 @@ class GaussianMixture(eqx.Module):
 
     def convolve(self, sigma: Float[ArrayLike, ""]) -> GaussianMixture:
         r"""Exact smoothed law $p * \mathcal{N}(0, \sigma^2 I)$, i.e. `affine(1, sigma)`: the
-        $q_\sigma$ of DESIGN §1."""
+        smoothed data $q_\sigma$ of DiffFlow."""
         return self.affine(1.0, sigma)
 
 
@@ -195,13 +201,13 @@ def _check_mixture_values(weights: Array, means: Array, covs: Array) -> None:
     check_finite("means", means)
     check_finite("covs", covs)
     check_positive("weights", weights, strict=False, fix="pass probabilities")
-    w = _as_numpy(weights)
+    w = as_numpy(weights)
     total = float(w.sum())
     if abs(total - 1.0) > 1e-5:
         raise ValueError(
             f"`weights` must sum to 1, they sum to {total}; pass `weights / weights.sum()`."
         )
-    c = _as_numpy(covs).astype(np.float64)
+    c = as_numpy(covs).astype(np.float64)
     if not np.allclose(c, np.swapaxes(c, 1, 2), rtol=1e-6, atol=1e-8 * max(1.0, np.abs(c).max())):
         raise ValueError(
             "`covs` must be symmetric; pass `(covs + covs.swapaxes(1, 2)) / 2` if the asymmetry "

@@ -5,22 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._checks import check_callable, check_positive, is_concrete
-from ..schedules import Constant, Schedule, as_schedule
+from .._checks import check_callable, check_nonnegative_schedule, is_literal_zero
+from ..schedules import Schedule, as_schedule
 from ..sde import SDE, AbstractDrift, LinearDrift, ScalarDiffusion, ScoreDrift
-from ..sde._zero import is_literal_zero
 
 
 def _as_drift(f: AbstractDrift | Schedule | None) -> AbstractDrift | None:
     if f is None or isinstance(f, AbstractDrift):
         return f
     return LinearDrift(as_schedule(f, "f"))
-
-
-def _check_nonnegative(name: str, value: Schedule) -> None:
-    sched = as_schedule(value, name)
-    if isinstance(sched, Constant) and is_concrete(sched.value):
-        check_positive(name, sched.value, strict=False)
 
 
 def diffflow(
@@ -52,8 +45,8 @@ def diffflow(
     - `f`: an extra drift: `None`, a schedule $a(s)$ meaning $f = a(s)\,x$, or any
       [`AbstractDrift`][gpm_sde.sde.AbstractDrift].
     """
-    _check_nonnegative("beta", beta)
-    _check_nonnegative("g", g)
+    check_nonnegative_schedule("beta", beta)
+    check_nonnegative_schedule("g", g)
     beta_s, g_s = as_schedule(beta), as_schedule(g)
     drift: AbstractDrift = ScoreDrift(
         beta_s, real_score, "`real_score` of `diffflow`"
@@ -116,7 +109,7 @@ def langevin_flow(
     **Returns:** an [`SDE`][gpm_sde.SDE]; run it with [`simulate`][gpm_sde.simulate].
     """
     check_callable("score", score, "(s, x) -> ∇log q_s(x)")
-    _check_nonnegative("beta", beta)
+    check_nonnegative_schedule("beta", beta)
     beta_s = as_schedule(beta)
     drift: AbstractDrift = ScoreDrift(beta_s, score, label)
     extra = _as_drift(f)

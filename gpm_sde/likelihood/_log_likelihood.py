@@ -17,8 +17,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._checks import (
+    check_batch,
     check_finite,
-    check_float_array,
+    check_int,
+    check_key,
     check_positive,
     check_scalar,
     is_concrete,
@@ -181,34 +183,18 @@ def _check_solver_args(
     x: Any, trace: Any, probes: Any, key: Any, rtol: Any, atol: Any, max_steps: Any, solver: Any
 ) -> None:
     """The checks shared by both entry points."""
-    check_float_array("x", x)
-    if jnp.ndim(x) < 2 or jnp.shape(x)[0] == 0:
-        raise ValueError(
-            f"`x` must be a non-empty cloud (N, *event) (one point per row; for one point pass "
-            f"`x[None]`), got shape {jnp.shape(x)}."
-        )
+    check_batch("x", x, min_ndim=2, what="points (one point per row)")
     check_finite("x", x)
     if trace not in ("exact", "hutchinson"):
         raise ValueError(f"`trace` must be 'exact' or 'hutchinson', got {trace!r}.")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"`probes` must be an int >= 1, got {probes!r}.")
-    if trace == "hutchinson" and key is None:
-        raise ValueError("`key` is required for trace='hutchinson'; pass jax.random.key(0).")
+    check_int("probes", probes, 1, "Hutchinson probe vectors per point", example=1)
+    check_key("key", key, optional=trace != "hutchinson", what="the Hutchinson probes")
     for name, value in (("rtol", rtol), ("atol", atol)):
         check_scalar(name, value)
         check_positive(
             name, value, fix="the adaptive solver's tolerances must be finite and > 0, e.g. 1e-5"
         )
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer):
-        raise TypeError(
-            f"`max_steps` must be an int >= 1 (the step budget of each point's solve), got "
-            f"{type(max_steps).__name__} {max_steps!r}."
-        )
-    if max_steps < 1:
-        raise ValueError(
-            f"`max_steps` must be an int >= 1 (the step budget of each point's solve), got "
-            f"{max_steps!r}."
-        )
+    check_int("max_steps", max_steps, 1, "the step budget of each point's solve", example=4096)
     if solver is not None and not isinstance(solver, diffrax.AbstractSolver):
         raise TypeError(
             f"`solver` must be None or a diffrax.AbstractSolver instance, got {solver!r}."

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_finite
+from .._checks import check_finite, check_float_array
 
 _LOG2 = math.log(2.0)
 
@@ -37,11 +37,13 @@ def _mean(v: Array) -> Array:
 
 
 def _check_outputs(name: str, value: Any) -> None:
+    """Discriminator outputs: a floating array (`TypeError` otherwise), non-empty (`ValueError`)."""
+    check_float_array(name, value)
     arr = jnp.asarray(value)
-    if not jnp.issubdtype(arr.dtype, jnp.floating) or arr.size == 0:
+    if arr.size == 0:
         raise ValueError(
             f"`{name}` must be a non-empty floating array of discriminator outputs (one per "
-            f"point), got dtype {arr.dtype} and shape {arr.shape}; pass `jax.vmap(D)(x)`."
+            f"point), got shape {arr.shape}; pass `jax.vmap(D)(x)`."
         )
 
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_float_array, check_positive
+from .._checks import check_batch, check_positive
 
 _M = TypeVar("_M")
 
@@ -21,15 +21,6 @@ def _input_grads(discriminator: Callable[..., Any], x: Array) -> Array:
     """$\\nabla_x D$ at every point of the batch, flattened to `(n, size)`."""
     grads = jax.vmap(jax.grad(lambda z: discriminator(z)))(x)
     return jnp.reshape(grads, (x.shape[0], -1))
-
-
-def _check_batch(name: str, x: Any) -> None:
-    check_float_array(name, x)
-    if jnp.ndim(x) < 2 or jnp.shape(x)[0] == 0:
-        raise ValueError(
-            f"`{name}` must be a non-empty batch of points, shape (n, *event), got shape "
-            f"{jnp.shape(x)}; for one point pass `{name}[None]`."
-        )
 
 
 def r1_penalty(
@@ -52,7 +43,7 @@ def r1_penalty(
     - `x_real`: a batch of real points `(n, *event)`.
     - `gamma`: $\gamma \ge 0$.
     """
-    _check_batch("x_real", x_real)
+    check_batch("x_real", x_real, min_ndim=2)
     check_positive("gamma", gamma, strict=False, fix="pass e.g. gamma=10.0")
     grads = _input_grads(discriminator, x_real)
     return 0.5 * gamma * jnp.mean(jnp.sum(grads**2, axis=1))
@@ -90,8 +81,8 @@ def gradient_penalty(
     - `key`: PRNG key for $\epsilon$.
     - `lam`: $\lambda \ge 0$ (10 in Gulrajani et al.).
     """
-    _check_batch("x_real", x_real)
-    _check_batch("x_fake", x_fake)
+    check_batch("x_real", x_real, min_ndim=2)
+    check_batch("x_fake", x_fake, min_ndim=2)
     if jnp.shape(x_real) != jnp.shape(x_fake):
         raise ValueError(
             f"`x_real` and `x_fake` must have the same shape (one interpolate per pair), got "

@@ -10,20 +10,17 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_finite, check_float_array, check_positive, is_concrete
+from .._checks import (
+    check_batch,
+    check_callable,
+    check_finite,
+    check_positive,
+    is_concrete,
+)
 from ..processes import DDPM, EDM, AbstractLinearProcess
 
 _WEIGHTINGS = ("std2", "likelihood", "edm")
 _REDUCTIONS = ("mean", "none")
-
-
-def _check_batch(name: str, x0: Any) -> None:
-    check_float_array(name, x0)
-    if jnp.ndim(x0) < 2 or jnp.shape(x0)[0] == 0:
-        raise ValueError(
-            f"`{name}` must be a non-empty batch of points, shape (n, *event), got shape "
-            f"{jnp.shape(x0)}; for one point pass `{name}[None]`."
-        )
 
 
 def _check_reduction(reduction: str) -> None:
@@ -103,18 +100,14 @@ def dsm_loss(
             f"`process` must be a linear forward process such as `gpm_sde.vp()`, got "
             f"{type(process).__name__}; for the DDPM chain use `ddpm_eps_loss`."
         )
-    if not callable(score_fn):
-        raise TypeError(
-            f"`score_fn` must be a callable `(t, x) -> score` on one point, got "
-            f"{type(score_fn).__name__}."
-        )
+    check_callable("score_fn", score_fn, "(t, x) -> score on one point")
     if weighting not in _WEIGHTINGS:
         raise ValueError(
             f"`weighting` must be one of {_WEIGHTINGS} (λ = σ², λ = g², or the EDM weighting), "
             f"got {weighting!r}."
         )
     _check_reduction(reduction)
-    _check_batch("x0", x0)
+    check_batch("x0", x0, min_ndim=2)
     check_finite("x0", x0, "remove or impute non-finite data")
     k_t, k_eps = jr.split(key)
     n, dtype = x0.shape[0], x0.dtype
@@ -186,13 +179,9 @@ def ddpm_eps_loss(
             f"`ddpm` must be a DDPM chain such as `gpm_sde.ddpm(1000)`, got "
             f"{type(ddpm).__name__}; for a continuous process use `dsm_loss`."
         )
-    if not callable(eps_model):
-        raise TypeError(
-            f"`eps_model` must be a callable `(n, x) -> ε̂` on one point, got "
-            f"{type(eps_model).__name__}."
-        )
+    check_callable("eps_model", eps_model, "(n, x) -> ε̂ on one point")
     _check_reduction(reduction)
-    _check_batch("x0", x0)
+    check_batch("x0", x0, min_ndim=2)
     check_finite("x0", x0, "remove or impute non-finite data")
     k_n, k_eps = jr.split(key)
     steps = jr.randint(k_n, (x0.shape[0],), 1, ddpm.n_steps + 1)

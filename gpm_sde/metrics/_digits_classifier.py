@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import check_float_array, is_concrete
+from .._checks import check_float_array, check_int, is_concrete
 from ._frechet_distance import frechet_distance
 
 CHECKPOINT_NAME = "digits_classifier.eqx"
@@ -177,11 +177,7 @@ def _check_images(name: str, x) -> Array:
 
 
 def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"`batch_size` must be a positive int, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
-    return int(batch_size)
+    return check_int("batch_size", batch_size, 1, "images per forward pass", example=512)
 
 
 @eqx.filter_jit

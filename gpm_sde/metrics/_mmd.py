@@ -26,7 +26,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_float_array, check_positive
+from .._checks import check_float_array, check_int, check_positive
 
 MEDIAN_SUBSAMPLE = 1000
 """The most points used by the median heuristic (see `median_heuristic_bandwidths`)."""
@@ -162,11 +162,7 @@ def _statistics(
 
 
 def _check_block_size(block_size) -> None:
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(
-            f"`block_size` must be an int >= 1 (rows of the kernel matrix per block), got "
-            f"{block_size!r}; pass e.g. block_size=256."
-        )
+    check_int("block_size", block_size, 1, "rows of the kernel matrix per block", example=256)
 
 
 def mmd(
@@ -255,12 +251,7 @@ def mmd_permutation_test(
 
     **Returns:** `(statistic, p_value)`.
     """
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int | np.integer):
-        raise TypeError(
-            f"`n_permutations` must be an int >= 1, got {n_permutations!r}; pass e.g. 200."
-        )
-    if n_permutations < 1:
-        raise ValueError(f"`n_permutations` must be >= 1, got {n_permutations}; pass e.g. 200.")
+    check_int("n_permutations", n_permutations, 1, "the permutations drawn", example=200)
     _check_block_size(block_size)
     x2, y2 = _flatten_pair(x, y)
     z = _pooled(x2, y2)

@@ -22,7 +22,7 @@ import warnings
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_positive
+from .._checks import check_int, check_positive
 from .._optional import require
 from ._mmd import _flatten_pair
 
@@ -70,14 +70,7 @@ def sinkhorn_divergence(
     if epsilon is not None:
         check_positive("epsilon", epsilon, fix="pass an entropic regularisation > 0, or None")
     check_positive("threshold", threshold, fix="pass a convergence tolerance, e.g. 1e-4")
-    if (
-        isinstance(max_iterations, bool)
-        or not isinstance(max_iterations, int)
-        or max_iterations < 1
-    ):
-        raise ValueError(
-            f"`max_iterations` must be an int >= 1, got {max_iterations!r}; pass e.g. 2000."
-        )
+    check_int("max_iterations", max_iterations, 1, "Sinkhorn iterations", example=2000)
     value, _ = ott_sd.sinkhorn_divergence(
         pointcloud.PointCloud,
         x2,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_float_array, check_positive
+from .._checks import check_float_array, check_int, check_positive
 
 
 def sliced_wasserstein(
@@ -55,10 +54,7 @@ def sliced_wasserstein(
             f"matches projections one to one only for equal sizes; got x: {x.shape}, "
             f"y: {y.shape}; subsample the larger cloud to the size of the smaller."
         )
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int | np.integer):
-        raise TypeError(f"`n_projections` must be an int >= 1, got {n_projections!r}.")
-    if n_projections < 1:
-        raise ValueError(f"`n_projections` must be >= 1, got {n_projections}; pass e.g. 128.")
+    check_int("n_projections", n_projections, 1, "random directions", example=128)
     check_positive("p", p, fix="pass an order p >= 1, e.g. p=2")
     if float(p) < 1.0:
         raise ValueError(f"`p` must be >= 1 (SW_p is a distance for p >= 1), got {p}.")

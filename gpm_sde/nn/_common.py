@@ -6,17 +6,15 @@ import math
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array
+
+from .._checks import check_int
 
 
 def check_size(name: str, value: Any, *, even: bool = False, minimum: int = 1) -> int:
-    """Return `value` as an int, or raise naming the argument, the bad value and a fix."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}, got {value!r}; pass a positive width, "
-            f"e.g. {name}={max(minimum, 2) * 16}."
-        )
+    """Return `value` as an int, or raise naming the argument, the bad value and a fix:
+    `TypeError` for a non-int (or a bool), `ValueError` below `minimum` or odd when `even`."""
+    value = check_int(name, value, minimum, example=max(minimum, 2) * 16)
     if even and value % 2:
         raise ValueError(
             f"`{name}` must be even (half sines, half cosines), got {value}; pass {value + 1}."
@@ -25,20 +23,21 @@ def check_size(name: str, value: Any, *, even: bool = False, minimum: int = 1) -
 
 
 def check_channels(name: str, value: Any, length: int) -> tuple[int, ...]:
-    """Return `value` as a tuple of `length` positive ints, or raise with a fix."""
+    """Return `value` as a tuple of `length` positive ints, or raise with a fix: `TypeError`
+    unless it is a sequence of ints, `ValueError` for the wrong length or a width < 1."""
+    example = (32, 64, 64)[:length] if length <= 3 else (32,) * length
+    rule = f"`{name}` must be {length} positive ints (one width per resolution)"
     try:
         channels = tuple(value)
-    except TypeError:
-        channels = ()
-    if len(channels) != length or not all(
-        isinstance(c, int | np.integer) and not isinstance(c, bool) and c >= 1 for c in channels
-    ):
-        example = (32, 64, 64)[:length] if length <= 3 else (32,) * length
-        raise ValueError(
-            f"`{name}` must be {length} positive ints (one width per resolution), got "
-            f"{value!r}; pass e.g. {name}={example}."
-        )
-    return tuple(int(c) for c in channels)
+    except TypeError as err:
+        raise TypeError(
+            f"{rule}, got {type(value).__name__} {value!r}; pass e.g. {name}={example}."
+        ) from err
+    if len(channels) != length:
+        raise ValueError(f"{rule}, got {value!r}; pass e.g. {name}={example}.")
+    return tuple(
+        check_int(f"{name}[{i}]", c, 1, example=example[i]) for i, c in enumerate(channels)
+    )
 
 
 def num_groups(channels: int, max_groups: int = 8) -> int:

@@ -23,7 +23,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import check_positive
+from .._checks import check_callable, check_positive
 
 #: A coefficient of time: a callable `t -> value` (e.g. `process.sigma`) or a constant.
 Coefficient = Callable[..., Any] | float
@@ -32,11 +32,6 @@ Coefficient = Callable[..., Any] | float
 def _at(coefficient: Any, t: Any, like: Array) -> Array:
     value = coefficient(t) if callable(coefficient) else coefficient
     return jnp.asarray(value, dtype=jnp.result_type(like.dtype, float))
-
-
-def _check_callable(name: str, value: Any, what: str) -> None:
-    if not callable(value):
-        raise TypeError(f"`{name}` must be a callable {what}, got {type(value).__name__}.")
 
 
 def _check_coefficient(name: str, value: Any, example: str) -> None:
@@ -62,7 +57,7 @@ class ScoreParam(eqx.Module):
     net: Callable[..., Any]
 
     def __check_init__(self):
-        _check_callable("net", self.net, "`net(t, x)` on one point")
+        check_callable("net", self.net, "net(t, x) on one point")
 
     def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
         return self.net(t, x)
@@ -85,7 +80,7 @@ class EpsilonParam(eqx.Module):
     sigma: Coefficient
 
     def __check_init__(self):
-        _check_callable("net", self.net, "`net(t, x)` on one point")
+        check_callable("net", self.net, "net(t, x) on one point")
         _check_coefficient("sigma", self.sigma, "process.sigma")
 
     def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
@@ -111,7 +106,7 @@ class X0Param(eqx.Module):
     sigma: Coefficient
 
     def __check_init__(self):
-        _check_callable("net", self.net, "`net(t, x)` on one point")
+        check_callable("net", self.net, "net(t, x) on one point")
         _check_coefficient("alpha", self.alpha, "process.alpha")
         _check_coefficient("sigma", self.sigma, "process.sigma")
 
@@ -180,7 +175,7 @@ class EDMDenoiser(eqx.Module):
     sigma: Coefficient | None = None
 
     def __check_init__(self):
-        _check_callable("net", self.net, "`net(c_noise, x)` on one point")
+        check_callable("net", self.net, "net(c_noise, x) on one point")
         check_positive("sigma_data", self.sigma_data, fix="pass e.g. sigma_data=0.5")
         _check_coefficient("alpha", self.alpha, "process.alpha")
         if self.sigma is not None:

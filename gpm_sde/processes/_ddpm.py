@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import _as_numpy, check_float_array, check_scalar, is_concrete
+from .._checks import as_numpy, check_float_array, check_int, check_scalar, is_concrete
 from ..distributions import GaussianMixture, IsotropicNormal
 
 _VARIANCES = ("posterior", "beta")
@@ -39,7 +39,7 @@ def _check_step(name: str, n: Any, lo: int, hi: int) -> None:
         )
     if not is_concrete(n):
         return
-    arr = _as_numpy(n)
+    arr = as_numpy(n)
     if np.any(arr < lo) or np.any(arr > hi):
         raise ValueError(
             f"`{name}` must lie in {lo}..{hi}: steps are 1-based as in Ho et al. 2020 "
@@ -79,7 +79,7 @@ class DDPM(eqx.Module):
                 "`ddpm(n_steps=1000)`."
             )
         if is_concrete(betas_arr):
-            b = _as_numpy(betas_arr)
+            b = as_numpy(betas_arr)
             # Subnormal betas count as 0: XLA flushes them to zero, and 1 - alpha_bar = 0
             # then divides by zero in the reverse mean.
             tiny = np.finfo(b.dtype).tiny
@@ -370,16 +370,14 @@ def ddpm(
       \big)$ (Nichol & Dhariwal 2021, eq. 17; offset `s`, default 0.008). `beta_1` and
       `beta_N` do not apply and must be left at their defaults.
     """
-    if (
-        isinstance(n_steps, bool)
-        or not isinstance(n_steps, int | np.integer)
-        or not 1 <= n_steps < 2**31
-    ):
-        raise ValueError(
-            f"`n_steps` must be an int >= 1 and < 2**31 (the number N of noising steps; a "
-            f"step index is an int32), got {n_steps!r}; pass e.g. n_steps=1000."
-        )
-    n_steps = int(n_steps)
+    n_steps = check_int(
+        "n_steps",
+        n_steps,
+        1,
+        "the number N of noising steps; a step index is an int32",
+        below=2**31,
+        example=1000,
+    )
     for name, value in (("beta_1", beta_1), ("beta_N", beta_N), ("s", s)):
         check_scalar(name, value)
     if not isinstance(schedule, str) or schedule not in _SCHEDULES:

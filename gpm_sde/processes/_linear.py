@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_positive, check_scalar, is_concrete
+from .._checks import check_callable, check_positive, check_scalar, is_concrete
 from ._base import AbstractLinearProcess, _time_derivative, check_coefficients
 
 # |alpha(0) - 1| allowed by the check alpha(0) = 1: round-off of a float32 schedule.
@@ -31,12 +31,15 @@ def _elementwise(fn: Callable[..., Any], t: Any) -> Array:
     return jnp.asarray(jnp.vectorize(fn)(t), dtype=jnp.result_type(float))
 
 
-def _check_callable(name: str, fn: Any, what: str) -> None:
-    if not callable(fn):
-        raise TypeError(
-            f"`{name}` must be a callable `t -> {what}` of one scalar time, got "
-            f"{type(fn).__name__} {fn!r}; pass e.g. a function written with `jax.numpy`."
-        )
+def _check_time_function(name: str, fn: Any, what: str) -> None:
+    """`fn` is a callable `t -> scalar` written with `jax.numpy`: `TypeError` if it is not
+    callable or fails on a scalar time, `ValueError` if it returns a non-scalar."""
+    check_callable(
+        name,
+        fn,
+        f"t -> {what}",
+        fix="pass a function of one scalar time written with `jax.numpy`",
+    )
     try:
         out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
     except Exception as err:  # the user's function, any error: say which argument it was
@@ -118,11 +121,11 @@ class LinearProcess(AbstractLinearProcess):
                 "pass exactly one of `sigma` (t -> σ(t)) and `variance` (t -> σ(t)²), got "
                 f"{'neither' if sigma is None else 'both'}."
             )
-        _check_callable("alpha", alpha, "α(t)")
+        _check_time_function("alpha", alpha, "α(t)")
         if sigma is not None:
-            _check_callable("sigma", sigma, "σ(t)")
+            _check_time_function("sigma", sigma, "σ(t)")
         if variance is not None:
-            _check_callable("variance", variance, "σ(t)²")
+            _check_time_function("variance", variance, "σ(t)²")
         check_scalar("T", T)
         check_positive("T", T, fix="pass the time horizon, e.g. T=1.0")
         self.alpha_fn = alpha
@@ -256,7 +259,7 @@ def vp_from_int_beta(int_beta: Callable[..., Any], T: float = 1.0) -> LinearProc
       with $B(0) = 0$ and $B$ non-decreasing.
     - `T`: the horizon $T > 0$.
     """
-    _check_callable("int_beta", int_beta, "∫_0^t β")
+    _check_time_function("int_beta", int_beta, "∫_0^t β")
     check_scalar("T", T)
     check_positive("T", T, fix="pass the time horizon, e.g. T=1.0")
     with jax.ensure_compile_time_eval():

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import _as_numpy, check_positive, check_scalar, is_concrete
+from .._checks import as_numpy, check_positive, check_scalar, is_concrete
 from ._base import AbstractLinearProcess, check_coefficients
 
 
@@ -43,7 +43,7 @@ def ve(sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> VE:
     check_positive("sigma_min", sigma_min, fix="pass e.g. sigma_min=0.01")
     check_positive("sigma_max", sigma_max, fix="pass e.g. sigma_max=50.0")
     check_positive("T", T, fix="pass the time horizon, e.g. T=1.0")
-    if is_concrete(sigma_min, sigma_max) and _as_numpy(sigma_max) <= _as_numpy(sigma_min):
+    if is_concrete(sigma_min, sigma_max) and as_numpy(sigma_max) <= as_numpy(sigma_min):
         raise ValueError(
             f"`sigma_max` must exceed `sigma_min`, got sigma_min={sigma_min}, "
             f"sigma_max={sigma_max}; swap them."

@@ -9,16 +9,15 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array
 
-from .._checks import _as_numpy, check_finite, check_float_array, is_concrete
+from .._checks import (
+    as_numpy,
+    check_batch,
+    check_finite,
+    check_float_array,
+    check_int,
+    is_concrete,
+)
 from ..processes import AbstractLinearProcess
-
-
-def check_int(name: str, value: Any, minimum: int, what: str) -> None:
-    """Raise unless `value` is a Python/NumPy int `>= minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an int >= {minimum} ({what}), got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum} ({what}), got {value!r}.")
 
 
 def check_process(process: Any) -> None:
@@ -30,11 +29,6 @@ def check_process(process: Any) -> None:
         )
 
 
-def check_callable(name: str, fn: Any, signature: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"`{name}` must be a callable `{signature}` on one point, got {fn!r}.")
-
-
 def check_end_time(process: AbstractLinearProcess, eps: Any) -> None:
     """`eps` is the diffusion time where sampling stops: concrete, in [0, T)."""
     check_finite("eps", eps)
@@ -43,7 +37,7 @@ def check_end_time(process: AbstractLinearProcess, eps: Any) -> None:
             "`eps` must be a concrete float (it fixes the time grid), not a traced value; "
             "pass it as a Python float."
         )
-    value = float(_as_numpy(eps))
+    value = float(as_numpy(eps))
     if not 0.0 <= value < process.T:
         raise ValueError(
             f"`eps` must lie in [0, T) = [0, {process.T}): sampling stops at diffusion time "
@@ -52,12 +46,13 @@ def check_end_time(process: AbstractLinearProcess, eps: Any) -> None:
 
 
 def check_cloud(name: str, x: Any) -> None:
-    if getattr(x, "ndim", 0) < 1 or x.shape[0] == 0:
-        raise ValueError(
-            f"`{name}` must be a non-empty cloud of shape (N, *event), got shape "
-            f"{getattr(x, 'shape', None)}; draw it from the prior, e.g. "
-            f"`process.prior.sample(key, n, event_shape)`."
-        )
+    """A starting cloud: a non-empty floating array `(n, *event)` of finite values."""
+    check_batch(
+        name,
+        x,
+        what="points (a cloud)",
+        fix="draw it from the prior, e.g. `process.prior.sample(key, n, event_shape)`",
+    )
     check_finite(name, x, fix="start from a finite cloud")
 
 
@@ -90,9 +85,8 @@ def start_cloud(
         check_int("n", n, 1, "the number of points")
         shape = _event_shape(event_shape)
         return prior.sample(k_prior, int(n), shape), k_noise
-    check_float_array("x_init", x_init)
+    check_cloud("x_init", x_init)
     x = jnp.asarray(x_init)
-    check_cloud("x_init", x)
     if n is not None and (isinstance(n, bool) or n != x.shape[0]):
         raise ValueError(
             f"`n` = {n!r} disagrees with `x_init`, a cloud of {x.shape[0]} points; omit `n` "
@@ -147,7 +141,7 @@ def generation_grid(
             "`ts` must be concrete (it fixes the grid), not a traced value; build it outside "
             "`jax.jit`, e.g. with `gpm_sde.schedules.time_grid`."
         )
-    grid = np.asarray(_as_numpy(ts), dtype=np.float64)
+    grid = np.asarray(as_numpy(ts), dtype=np.float64)
     check_finite("ts", grid, fix="pass a finite grid")
     if grid.shape[0] < 2 or not np.all(np.diff(grid) > 0):
         raise ValueError(
@@ -168,7 +162,7 @@ def generation_grid(
             f"`x_init`."
         )
     end = T - float(grid[-1])
-    if eps is not None and not abs(float(_as_numpy(eps)) - end) <= slack:
+    if eps is not None and not abs(float(as_numpy(eps)) - end) <= slack:
         raise ValueError(
             f"`eps` = {eps!r} disagrees with `ts`, which ends at diffusion time T - ts[-1] = "
             f"{end}; omit `eps` when passing `ts`."

@@ -13,10 +13,10 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import _as_numpy, check_positive, is_concrete
+from .._checks import as_numpy, check_callable, check_positive, is_concrete
 from ..processes import DDPM
 from ..scores import on_cloud
-from ._common import check_callable, start_cloud
+from ._common import start_cloud
 from ._ddpm import chain_timesteps, check_ddpm
 from ._result import Samples
 
@@ -84,7 +84,7 @@ def ddim(
     check_ddpm(ddpm)
     check_callable("eps_model", eps_model, "(n, x) -> ε̂")
     check_positive("eta", eta, strict=False, fix="pass eta >= 0 (0: DDIM, 1: DDPM-like)")
-    deterministic = is_concrete(eta) and float(_as_numpy(eta)) == 0.0
+    deterministic = is_concrete(eta) and float(as_numpy(eta)) == 0.0
     t = chain_timesteps(ddpm, steps, spacing, ts)
     x0, k_noise = start_cloud(
         ddpm.prior, key, n, event_shape, x_init, needs_noise=not deterministic

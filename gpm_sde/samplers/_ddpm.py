@@ -13,12 +13,12 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import _as_numpy, is_concrete
+from .._checks import as_numpy, check_callable, check_int, is_concrete
 from ..distributions import GaussianMixture
 from ..processes import DDPM
 from ..schedules import ddpm_timesteps
 from ..scores import on_cloud
-from ._common import check_callable, check_int, start_cloud
+from ._common import start_cloud
 from ._result import Samples
 
 
@@ -99,7 +99,7 @@ def chain_timesteps(
         raise TypeError(
             "`ts` must be concrete integer timesteps (they fix the loop), not a traced value."
         )
-    t = np.asarray(_as_numpy(ts))
+    t = np.asarray(as_numpy(ts))
     if t.ndim != 1 or t.shape[0] == 0 or t.dtype.kind not in "iu":
         raise TypeError(
             f"`ts` must be a non-empty 1-D array of integer timesteps (0-based, as diffusers' "

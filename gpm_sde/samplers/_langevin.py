@@ -11,13 +11,20 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import _as_numpy, check_float_array, check_positive, is_concrete
+from .._checks import (
+    as_numpy,
+    check_callable,
+    check_float_array,
+    check_int,
+    check_positive,
+    is_concrete,
+)
 from ..distributions import IsotropicNormal
 from ..flows import langevin_flow
 from ..schedules import AbstractSchedule
 from ..scores import AnnealedScore
 from ..solve import simulate
-from ._common import check_callable, check_int, start_cloud
+from ._common import start_cloud
 from ._result import Samples
 
 
@@ -30,7 +37,7 @@ def geometric_sigmas(
     check_int("n", n, 2, "the number of noise levels")
     check_positive("sigma_max", sigma_max, fix="pass the largest noise level, e.g. 5.0")
     check_positive("sigma_min", sigma_min, fix="pass the smallest noise level, e.g. 0.01")
-    if is_concrete(sigma_max, sigma_min) and _as_numpy(sigma_max) < _as_numpy(sigma_min):
+    if is_concrete(sigma_max, sigma_min) and as_numpy(sigma_max) < as_numpy(sigma_min):
         raise ValueError(
             f"`sigma_max` must be >= `sigma_min`, got sigma_max={sigma_max}, "
             f"sigma_min={sigma_min}; swap them (the levels decrease)."
@@ -120,10 +127,10 @@ def annealed_langevin(
     check_positive("eps", eps, fix="pass the last level's step size, e.g. eps=2e-5")
     check_positive("sigmas", sigmas, fix="noise levels are standard deviations")
     sig = jnp.asarray(sigmas)
-    if is_concrete(sig) and np.any(np.diff(_as_numpy(sig)) > 0):
+    if is_concrete(sig) and np.any(np.diff(as_numpy(sig)) > 0):
         raise ValueError(
             f"`sigmas` must be non-increasing (σ_1 > ... > σ_L, annealed from coarse to fine), "
-            f"got {_as_numpy(sig)!r}; pass e.g. `geometric_sigmas(sigma_max, sigma_min, L)`."
+            f"got {as_numpy(sig)!r}; pass e.g. `geometric_sigmas(sigma_max, sigma_min, L)`."
         )
     if sig.shape[0] == 0:
         raise ValueError("`sigmas` must hold at least one noise level.")

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_positive
+from .._checks import check_callable, check_int, check_positive
 from ..processes import AbstractLinearProcess
 from ..scores import check_score, on_cloud
 from ..sde import SDE, reverse
-from ._common import check_callable, check_int, check_process, generation_grid, start_cloud
+from ._common import check_process, generation_grid, start_cloud
 from ._result import Samples
 
 PREDICTORS = ("reverse_diffusion", "euler_maruyama")

@@ -8,11 +8,12 @@ from typing import Any
 import diffrax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._checks import check_callable
 from ..processes import AbstractLinearProcess
 from ..schedules import Schedule
 from ..sde import SDE, probability_flow, reverse
 from ..solve import simulate
-from ._common import check_callable, check_process, generation_grid, start_cloud
+from ._common import check_process, generation_grid, start_cloud
 from ._result import Samples
 
 _SAVE_Y = diffrax.SaveAt(t1=True).subs.fn  # diffrax's default `fn`: save the state itself

@@ -8,10 +8,10 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import check_float_array
+from .._checks import check_callable, check_float_array
 from ..processes import AbstractLinearProcess
 from ..scores import check_score, on_cloud
-from ._common import check_callable, check_end_time, check_process
+from ._common import check_end_time, check_process
 
 
 def tweedie_denoise(

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._checks import _as_numpy, check_finite, check_positive, is_concrete
+from .._checks import as_numpy, check_finite, check_int, check_positive, is_concrete
 
 if TYPE_CHECKING:
     from ..processes import AbstractLinearProcess
@@ -19,22 +19,14 @@ DISCRETE_SPACINGS = ("linspace", "leading", "trailing", "uniform", "quad")
 CONTINUOUS_SPACINGS = ("uniform", "quadratic", "karras")
 
 
-def _check_count(name: str, value, minimum: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an int >= {minimum} ({what}), got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum} ({what}), got {value!r}.")
-    return int(value)
-
-
 def _concrete_float(name: str, value) -> float:
     check_finite(name, value)
-    if not is_concrete(value) or np.ndim(_as_numpy(value)) != 0:
+    if not is_concrete(value) or np.ndim(as_numpy(value)) != 0:
         raise TypeError(
             f"`{name}` must be a concrete scalar (it fixes a static grid), got {value!r}; pass "
             f"a Python float."
         )
-    return float(_as_numpy(value))
+    return float(as_numpy(value))
 
 
 def _karras(n: int, sigma_min: float, sigma_max: float, rho: float) -> np.ndarray:
@@ -73,7 +65,7 @@ def karras_sigmas(
 
     **Returns:** the `(n,)` (or `(n + 1,)`) decreasing levels.
     """
-    n = _check_count("n", n, 1, "the number of noise levels")
+    n = check_int("n", n, 1, "the number of noise levels")
     lo = _concrete_float("sigma_min", sigma_min)
     hi = _concrete_float("sigma_max", sigma_max)
     r = _concrete_float("rho", rho)
@@ -131,9 +123,9 @@ def ddpm_timesteps(
     the `ts` of [`ddim`][gpm_sde.samplers.ddim] and
     [`ddpm_ancestral`][gpm_sde.samplers.ddpm_ancestral].
     """
-    n = _check_count("n_train", n_train, 1, "the chain's number of steps")
-    s = _check_count("steps", steps, 1, "the number of sampling steps")
-    offset = _check_count("steps_offset", steps_offset, 0, "added to 'leading' timesteps")
+    n = check_int("n_train", n_train, 1, "the chain's number of steps")
+    s = check_int("steps", steps, 1, "the number of sampling steps")
+    offset = check_int("steps_offset", steps_offset, 0, "added to 'leading' timesteps")
     if s > n:
         raise ValueError(
             f"`steps` must be at most n_train = {n} (the timesteps are a sub-sequence of the "
@@ -211,7 +203,7 @@ def time_grid(
             f"`process` must be a forward process such as `gpm_sde.vp()`, got "
             f"{type(process).__name__}; for a DDPM chain use `ddpm_timesteps`."
         )
-    n = _check_count("steps", steps, 1, "the number of grid intervals")
+    n = check_int("steps", steps, 1, "the number of grid intervals")
     if spacing not in CONTINUOUS_SPACINGS:
         raise ValueError(f"`spacing` must be one of {CONTINUOUS_SPACINGS}, got {spacing!r}.")
     e = _concrete_float("eps", eps)

@@ -30,7 +30,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, Real
 
-from .._checks import _as_numpy, check_scalar, check_time_range, is_concrete
+from .._checks import (
+    as_numpy,
+    check_callable,
+    check_int,
+    check_scalar,
+    check_time_range,
+    is_concrete,
+)
 from ..processes import DDPM, AbstractLinearProcess
 from ._cloud import AbstractCloudScore
 
@@ -87,11 +94,6 @@ def _check_process(process: Any, adapter: str) -> None:
         )
 
 
-def _check_fn(name: str, fn: Any, signature: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"`{name}` must be a callable `{signature}`, got {fn!r}.")
-
-
 def _check_time(t: Any, process: AbstractLinearProcess | None) -> None:
     if process is not None:
         check_time_range("t", t, 0.0, process.T, type(process).__name__)
@@ -134,7 +136,7 @@ def _lift(
     process: Any, fn: Any, prediction: str, adapter: str, name: str, signature: str
 ) -> PredictionScore | BatchedScore:
     _check_process(process, adapter)
-    _check_fn(name, fn, signature)
+    check_callable(name, fn, signature)
     if isinstance(fn, BatchedScore):
         if fn.prediction != "score":
             raise ValueError(
@@ -272,7 +274,11 @@ def from_denoiser(
 
 
 def _check_order(order: Any) -> str:
-    norm = order.replace(" ", "") if isinstance(order, str) else order
+    if not isinstance(order, str):
+        raise TypeError(
+            f"`order` must be the string 'x,t' or 't,x', got {type(order).__name__} {order!r}."
+        )
+    norm = order.replace(" ", "")
     if norm not in _ORDERS:
         raise ValueError(
             f"`order` must be 'x,t' (fn(x, t), as diffusers' `unet(sample, timestep)` and "
@@ -426,15 +432,16 @@ def from_batched(
     calls when neither does.
     """
     norm = _check_order(order)
-    _check_fn("fn", fn, "fn(x, t) or fn(t, x) on a batch")
-    if not isinstance(event_shape, tuple | list) or not all(
-        isinstance(n, int | np.integer) and not isinstance(n, bool) and n >= 0 for n in event_shape
-    ):
-        raise ValueError(
+    check_callable("fn", fn, "fn(x, t) or fn(t, x) on a batch")
+    if not isinstance(event_shape, tuple | list):
+        raise TypeError(
             f"`event_shape` must be a tuple of non-negative ints, the shape of one point (e.g. "
-            f"(2,) or (3, 32, 32)), got {event_shape!r}."
+            f"(2,) or (3, 32, 32)), got {type(event_shape).__name__} {event_shape!r}."
         )
-    event_shape = tuple(int(n) for n in event_shape)
+    event_shape = tuple(
+        check_int(f"event_shape[{i}]", n, 0, "a size of one point's axis", example=2)
+        for i, n in enumerate(event_shape)
+    )
     dtype = jnp.result_type(float) if time_dtype is None else jnp.dtype(time_dtype)
     b = _probe_batch(event_shape)
     x = jax.ShapeDtypeStruct((b, *event_shape), jnp.result_type(float))
@@ -466,7 +473,8 @@ def from_batched(
 
 
 def _check_index_base(index_base: Any) -> int:
-    if isinstance(index_base, bool) or index_base not in (0, 1):
+    check_int("index_base", index_base, 0, "0 or 1, the network's first DDPM step")
+    if index_base not in (0, 1):
         raise ValueError(
             f"`index_base` must be 0 or 1, got {index_base!r}: 0 when the network numbers "
             f"the DDPM steps 0..N-1 (diffusers' `timesteps`, score_sde's `labels = t * (N - 1)` "
@@ -529,7 +537,7 @@ class DiscreteEpsModel(eqx.Module):
             )
         n_steps = self.ddpm.n_steps
         if is_concrete(n):
-            arr = _as_numpy(n)
+            arr = as_numpy(n)
             if np.any(arr < 1) or np.any(arr > n_steps):
                 base = self.index_base
                 raise ValueError(
@@ -563,7 +571,7 @@ def _discrete(ddpm: Any, fn: Any, index_base: Any, prediction: str, name: str) -
             f"`ddpm` must be a DDPM chain such as `gpm_sde.ddpm(n_steps=1000)`, got "
             f"{type(ddpm).__name__}; for a continuous-time process use `from_{prediction}`."
         )
-    _check_fn(name, fn, "(k, x) -> prediction, k the network's integer timestep")
+    check_callable(name, fn, "(k, x) -> prediction, k the network's integer timestep")
     return DiscreteEpsModel(ddpm, fn, _check_index_base(index_base), prediction)
 
 
@@ -663,7 +671,7 @@ def vp_score_from_discrete(
             f"`ddpm` must be a DDPM chain such as `gpm_sde.ddpm(n_steps=1000)`, got "
             f"{type(ddpm).__name__}."
         )
-    _check_fn("eps_model", eps_model, "(n, x) -> ε̂, n a 1-based step")
+    check_callable("eps_model", eps_model, "(n, x) -> ε̂, n a 1-based step")
     check_scalar("T", T)
     if not (np.isfinite(T) and T > 0):
         raise ValueError(f"`T` must be finite and > 0, got {T!r}; pass e.g. T=1.0.")

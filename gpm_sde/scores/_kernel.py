@@ -12,7 +12,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import check_positive, check_scalar, is_concrete
+from .._checks import check_int, check_positive, check_scalar, is_concrete
 from ..schedules import AbstractSchedule, Constant, Schedule, as_schedule
 from ._cloud import AbstractCloudScore
 
@@ -142,8 +142,7 @@ def kernel_score_blocked(
     with the points replicated. The result equals the single-device one to round-off and is
     sharded like `queries`.
     """
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"`block` must be an int >= 1 (the tile size), got {block!r}.")
+    block = check_int("block", block, 1, "the tile size", example=256)
     _check_width("h", h, queries.dtype)
     h = jnp.asarray(h, dtype=queries.dtype)
     explicit = _particle_axes(queries)
@@ -195,8 +194,7 @@ class KernelScore(AbstractCloudScore):
         else:
             check_scalar("bandwidth", self.bandwidth)
             _check_width("bandwidth", self.bandwidth, np.float64)
-        if isinstance(self.block, bool) or not isinstance(self.block, int) or self.block < 1:
-            raise ValueError(f"`block` must be an int >= 1, got {self.block!r}.")
+        check_int("block", self.block, 1, "the tile size", example=256)
 
     def bandwidth_for(self, y: Float[Array, " n *event"]) -> Array:
         """The bandwidth $h$ used for the cloud `y`."""
@@ -236,8 +234,7 @@ class SmoothedCloudScore(AbstractCloudScore):
         sched = as_schedule(sigma)
         if isinstance(sched, Constant) and is_concrete(sched.value):
             _check_width("sigma", sched.value, np.float64)
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise ValueError(f"`block` must be an int >= 1, got {block!r}.")
+        block = check_int("block", block, 1, "the tile size", example=256)
         self.sigma = sched
         self.block = block
 

@@ -86,7 +86,7 @@ class ScoreDrift(AbstractDrift):
     def __init__(
         self, weight: Schedule, score: Callable[..., Any], label: str = "`score` of `ScoreDrift`"
     ):
-        if not callable(score):
+        if not callable(score):  # `label` names the argument, e.g. "`score` of `reverse`"
             raise TypeError(
                 f"{label} must be a pointwise score `(s, x) -> ∇log p_s(x)` on one point or a "
                 f"cloud score (`gpm_sde.scores.AbstractCloudScore`), got {type(score).__name__}."

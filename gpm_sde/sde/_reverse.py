@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._checks import check_positive, is_concrete
+from .._checks import check_callable, check_nonnegative_schedule, is_literal_zero
 from ..processes import AbstractLinearProcess
-from ..schedules import Constant, Function, ReversedSchedule, Schedule, as_schedule
+from ..schedules import Function, ReversedSchedule, Schedule, as_schedule
 from ..scores import TimeReversedScore
 from ._diffusion import ScalarDiffusion
 from ._drift import LinearDrift, ScoreDrift
 from ._sde import SDE
-from ._zero import is_literal_zero
 
 
 def reverse(
@@ -64,11 +63,12 @@ def reverse(
         raise TypeError(
             f"`process` must be a forward process such as `vp()`, got {type(process).__name__}."
         )
-    if not callable(score):
-        raise TypeError(
-            f"`score` must be a callable `(t, x) -> ∇log p_t(x)` on one point, or a cloud "
-            f"score (`gpm_sde.scores.AbstractCloudScore`), got {type(score).__name__}."
-        )
+    check_callable(
+        "score",
+        score,
+        "(t, x) -> ∇log p_t(x)",
+        fix="pass a score on one point, or a cloud score (`gpm_sde.scores.AbstractCloudScore`)",
+    )
     T = process.T
     f_rev = ReversedSchedule(Function(process.drift_coeff), T)
     g2_rev = ReversedSchedule(Function(process.diffusion_squared), T)
@@ -77,9 +77,8 @@ def reverse(
         weight = g2_rev  # ½(g² + λ²) with λ = g
         diffusion = ScalarDiffusion(ReversedSchedule(Function(process.diffusion), T))
     else:
+        check_nonnegative_schedule("lam", lam, fix="λ is a noise scale")
         lam_s = as_schedule(lam, "lam")
-        if isinstance(lam_s, Constant) and is_concrete(lam_s.value):
-            check_positive("lam", lam_s.value, strict=False, fix="λ is a noise scale")
         weight = 0.5 * (g2_rev + lam_s**2)
         diffusion = None if is_literal_zero(lam) else ScalarDiffusion(lam_s)
     drift = LinearDrift(-f_rev) + ScoreDrift(weight, rev_score, label)

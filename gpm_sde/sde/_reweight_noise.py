@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._checks import check_positive, is_concrete
+from .._checks import check_callable, check_nonnegative_schedule, is_literal_zero
 from ..schedules import Constant, Schedule, as_schedule
 from ._diffusion import ScalarDiffusion
 from ._drift import ScoreDrift
 from ._sde import SDE
-from ._zero import is_literal_zero
 
 
 def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule) -> SDE:
@@ -45,14 +44,14 @@ def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule)
             f"None for the identity b + ½(λ² − g²)∇log p, got {type(sde.diffusion).__name__}; "
             f"state-dependent noise needs the extra term ½∇·(g²) and is not supported."
         )
-    if not callable(gen_score):
-        raise TypeError(
-            f"`gen_score` must be a callable `(s, x) -> ∇log p_s(x)` on one point, or a cloud "
-            f"score (`gpm_sde.scores.AbstractCloudScore`), got {type(gen_score).__name__}."
-        )
+    check_callable(
+        "gen_score",
+        gen_score,
+        "(s, x) -> ∇log p_s(x)",
+        fix="pass a score on one point, or a cloud score (`gpm_sde.scores.AbstractCloudScore`)",
+    )
+    check_nonnegative_schedule("diffusion", diffusion, fix="λ is a noise scale")
     lam = as_schedule(diffusion)
-    if isinstance(lam, Constant) and is_concrete(lam.value):
-        check_positive("diffusion", lam.value, strict=False, fix="λ is a noise scale")
     drift = sde.drift + ScoreDrift(
         0.5 * (lam**2 - g2), gen_score, "`gen_score` of `reweight_noise`"
     )

@@ -13,7 +13,14 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
-from .._checks import check_finite, check_float_array, is_concrete
+from .._checks import (
+    check_batch,
+    check_finite,
+    check_float_array,
+    check_int,
+    check_key,
+    is_concrete,
+)
 from ..sde import SDE
 from ._brownian import GridBrownianPath
 from ._fixed_grid import SavePlan, first_nonfinite, plan_saves, scan_solve
@@ -34,25 +41,6 @@ def _levy_area(solver: diffrax.AbstractSolver) -> type:
     if issubclass(diffrax.SpaceTimeLevyArea, minimal):
         return diffrax.SpaceTimeLevyArea
     return diffrax.SpaceTimeTimeLevyArea
-
-
-def _check_key(key) -> None:
-    """`key` is None, one typed PRNG key (shape `()`), or one raw `uint32` key."""
-    if key is None:
-        return
-    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        if shape != ():
-            raise ValueError(
-                f"`key` must be one PRNG key, got a key array of shape {shape}; to draw "
-                f"several clouds, `jax.vmap` simulate over the keys."
-            )
-        return
-    if dtype != jnp.uint32 or len(shape or ()) != 1:
-        raise TypeError(
-            f"`key` must be a PRNG key such as `jax.random.key(0)` (or None for an ODE), got "
-            f"{type(key).__name__} {key!r}."
-        )
 
 
 def _resolve_grid(t0, t1, steps, ts, controller):
@@ -102,19 +90,15 @@ def _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, controller
             f"`sde` must be a gpm_sde.SDE, got {type(sde).__name__}; build one with "
             f"`SDE(drift, diffusion)` or a transform such as `reverse(process, score)`."
         )
-    check_float_array("y0", y0)
-    if jnp.ndim(y0) < 1 or jnp.shape(y0)[0] == 0:
-        raise ValueError(
-            f"`y0` must be a non-empty particle cloud of shape (N, *event) with N >= 1, got "
-            f"shape {jnp.shape(y0)}."
-        )
-    if isinstance(steps, bool) or not isinstance(steps, int):
-        raise TypeError(f"`steps` must be an int >= 1 (the number of solver steps), got {steps!r}.")
-    if not 1 <= steps < 2**31:
-        raise ValueError(
-            f"`steps` must be an int >= 1 and < 2**31 (the number of solver steps; a grid "
-            f"step index is an int32), got {steps!r}."
-        )
+    check_batch("y0", y0, what="particles (a cloud)")
+    check_int(
+        "steps",
+        steps,
+        1,
+        "the number of solver steps; a grid step index is an int32",
+        below=2**31,
+        example=100,
+    )
     check_finite("t0", t0)
     check_finite("t1", t1)
     check_finite("y0", y0, fix="start from a finite cloud")
@@ -140,7 +124,7 @@ def _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, controller
                 f"`{name}` must be None or a {kind.__module__.split('.')[0]}.{kind.__name__} "
                 f"instance, got {value!r}."
             )
-    _check_key(key)
+    check_key("key", key, optional=True, what="it drives the Brownian motion")
     ts = getattr(getattr(saveat, "subs", None), "ts", None)
     if ts is not None and is_concrete(ts, t0, t1):
         ts = np.asarray(jax.device_get(ts))
