@@ -41,7 +41,6 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from gpm_sde import processes
-from gpm_sde._optional import progress_bar
 from gpm_sde.data import five_gaussians
 from gpm_sde.distributions import GaussianMixture
 from gpm_sde.flows import diffflow
@@ -325,12 +324,12 @@ def demo(out: Path, *, fast: bool = False, seed: int = 0, progress: bool = True)
         ("reverse λ-family", "λ = g", lambda k: _reverse_run(law, 1.0, settings, k)),
     ]
     runs = []
-    for i, (family, label, fn) in enumerate(
-        progress_bar(plan, desc="gpm-sde demo", disable=not progress)
-    ):
+    for i, (family, label, fn) in enumerate(plan):
         start = time.perf_counter()
         mid, end = fn(jr.fold_in(key, i))
         runs.append(Run(family, label, mid, end, time.perf_counter() - start))
+        if progress:
+            print(f"[{i + 1}/{len(plan)}] {family}, {label}: {runs[-1].seconds:.1f} s", flush=True)
     data = np.asarray(law.sample(jr.fold_in(key, 100), settings.n))
     data2 = np.asarray(law.sample(jr.fold_in(key, 101), settings.n))
     metrics = _metrics(runs, data, data2)
