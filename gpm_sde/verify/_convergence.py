@@ -31,7 +31,7 @@ class FineBrownianPath(diffrax.AbstractBrownianPath):
     $h_f = (t_1 - t_0)/$`steps`, and exact for every query between grid points.
 
     Each fine step draws $W_k \sim \mathcal{N}(0, h_f)$ and its space-time Lévy area
-    $H_k \sim \mathcal{N}(0, h_f/12)$, independent (Foster, Lyons & Oberhauser 2020, def. 3.5).
+    $H_k \sim \mathcal{N}(0, h_f/12)$, independent (Foster et al. 2020, def. 3.5).
     The path stores $W(t_k)$ and $I(t_k) = \int_0^{t_k} W_u\,du$, exact on the grid:
     $\int_{t_k}^{t_{k+1}} W_u\,du = h_f\big(W(t_k) + \tfrac12 W_k + H_k\big)$. The increment
     and the space-time Lévy area of any coarse step $[a, b]$ between grid points, $h = b - a$,
@@ -183,9 +183,9 @@ def fit_order(
     {\sum_j (\log h_j - \overline{\log h})^2},$$
 
     where $e(h_j)$ is `reduce(per_path[j])`, with its Monte-Carlo uncertainty: the spread of
-    $\hat p$ over `resamples` bootstrap resamples of the paths (Efron & Tibshirani 1993,
-    ch. 6), the same resample at every step size, because the errors at different step sizes
-    share the paths and are correlated.
+    $\hat p$ over `resamples` nonparametric bootstrap resamples of the paths (drawn with
+    replacement), the same resample at every step size, because the errors at different step
+    sizes share the paths and are correlated.
 
     **Arguments:**
 

@@ -25,7 +25,10 @@ def gaussian_kl(
     m1: Float[ArrayLike, " d"],
     c1: Float[ArrayLike, "d d"],
 ) -> Float[Array, ""]:
-    r"""The Kullback–Leibler divergence of two Gaussians on $\mathbb{R}^d$ (Kullback 1959):
+    r"""The Kullback–Leibler divergence of two Gaussians on $\mathbb{R}^d$, the expectation under
+    $x \sim \mathcal{N}(m_0, C_0)$ of the difference of the two log-densities: the quadratic
+    form $(x - m_1)^\top C_1^{-1}(x - m_1)$ has mean $\operatorname{tr}(C_1^{-1}C_0) +
+    (m_1 - m_0)^\top C_1^{-1}(m_1 - m_0)$ and $(x - m_0)^\top C_0^{-1}(x - m_0)$ has mean $d$, so
 
     $$\mathrm{KL}\big(\mathcal{N}(m_0, C_0)\,\|\,\mathcal{N}(m_1, C_1)\big) = \tfrac12\Big[
     \operatorname{tr}(C_1^{-1}C_0) + (m_1 - m_0)^\top C_1^{-1}(m_1 - m_0) - d
@@ -64,9 +67,10 @@ def euler_maruyama_moments(
     cov0: Float[ArrayLike, "d d"],
 ) -> tuple[Float[Array, "m d"], Float[Array, "m d d"]]:
     r"""The exact mean and covariance of the Euler–Maruyama chain of the affine SDE
-    $dx = (A(s)x + c(s))\,ds + g(s)\,dW$ (Kloeden & Platen 1992, §9.1): step $n$, of size
+    $dx = (A(s)x + c(s))\,ds + g(s)\,dW$: step $n$ of the scheme, of size
     $h_n$, maps $x \mapsto x + h_n(A_n x + c_n) + g_n\sqrt{h_n}\,\xi$ with
-    $\xi \sim \mathcal{N}(0, I)$, so
+    $\xi \sim \mathcal{N}(0, I)$ independent of $x$; the map is affine, so it propagates the
+    first two moments exactly:
 
     $$m_{n+1} = (I + h_nA_n)\,m_n + h_nc_n, \qquad
     C_{n+1} = (I + h_nA_n)\,C_n\,(I + h_nA_n)^\top + g_n^2 h_n\, I .$$
