@@ -633,3 +633,25 @@ def test_named_state_checkpoint_round_trip_and_mismatch(key, tmp_path):
         train.load_checkpoint(path, train.gan_init(affine(), Quadratic(jnp.zeros(4)), ema=0.9))
     with pytest.raises(train.CheckpointError, match=r"does not match the GANState"):
         train.load_checkpoint(path, train.gan_init(affine(), Quadratic(jnp.zeros(3))))
+
+
+def test_argument_errors_follow_the_type_value_rule(key):
+    """A wrong type is a `TypeError`, a wrong value a `ValueError`; each names the argument
+    (by the library's own check, or first by the runtime type checker the suite installs)."""
+    g, d = affine(), Quadratic(jnp.zeros(3))
+    with pytest.raises(TypeError, match=r"`latent_dim` must be an int|parameter 'latent_dim'"):
+        train.gan_make_step(DATA_1D, latent_dim=1.5)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match=r"`batch_size` must be an int >= 1"):
+        train.gan_make_step(DATA_1D, latent_dim=1, batch_size=0)
+    with pytest.raises(TypeError, match=r"`batch_size` must be an int|parameter 'batch_size'"):
+        train.score_make_step(gpm_sde.vp(), DATA_1D, batch_size="8")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match=r"`warmup` must be an int >= 0"):
+        train.score_gan_make_step(SmoothedMixtureScore(DATA_1D), latent_dim=1, warmup=-1)
+    with pytest.raises(TypeError, match=r"`real_score` must be a callable|parameter 'real_score'"):
+        train.diffflow_gan_make_step(3.0, steps=1, latent_dim=1)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match=r"`ema` must be a decay|parameter 'ema'"):
+        train.gan_init(g, d, ema="0.9")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match=r"`ema` must be a decay"):
+        train.score_init(g, ema=1.0)
+    with pytest.raises(TypeError, match=r"`key` must be a PRNG key|parameter 'key'"):
+        train.train_gan(g, d, DATA_1D, 0, steps=1, progress=False)  # pyright: ignore[reportArgumentType]

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_finite, check_float_array, is_concrete
+from .._checks import check_finite, check_float_array, check_int, is_concrete
 from ..nn import FourierEmbedding
 from ..processes import DDPM, AbstractLinearProcess
 from ..schedules import AbstractSchedule
@@ -44,9 +44,8 @@ def as_sampler(data: Any, name: str = "data") -> Sampler:
 
 
 def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {batch_size!r}.")
-    return batch_size
+    """`batch_size` as an int >= 1 (`TypeError` for a non-int, `ValueError` below 1)."""
+    return check_int(name, batch_size, 1, "points per step")
 
 
 _CONSTANTS = (AbstractLinearProcess, DDPM, AbstractSchedule, FourierEmbedding)
@@ -205,22 +204,12 @@ def latent_shape(generator: Any, latent_dim: int | None) -> tuple[int, ...]:
                 "`latent_dim` is needed: the generator has no `latent_dim` attribute; pass "
                 "`latent_dim=k` for a generator `G(z)` with `z: (k,)`."
             )
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int | np.integer):
-        raise TypeError(
-            f"`latent_dim` must be an int >= 1, got {type(latent_dim).__name__} {latent_dim!r}."
-        )
-    if latent_dim < 1:
-        raise ValueError(f"`latent_dim` must be an int >= 1, got {latent_dim!r}.")
-    return (int(latent_dim),)
+    return (check_int("latent_dim", latent_dim, 1, "the size of one latent"),)
 
 
 def check_count(name: str, value: Any) -> int:
-    """`value` as an int >= 0, or a `TypeError`/`ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an int >= 0, got {type(value).__name__} {value!r}.")
-    if value < 0:
-        raise ValueError(f"`{name}` must be an int >= 0, got {value!r}.")
-    return int(value)
+    """`value` as an int >= 0 (`TypeError` for a non-int, `ValueError` below 0)."""
+    return check_int(name, value, 0)
 
 
 def draw_latents(key: PRNGKeyArray, n: int, shape: tuple[int, ...], dtype: Any) -> Array:

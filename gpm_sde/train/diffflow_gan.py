@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_positive
+from .._checks import check_callable, check_positive
 from ..flows import diffflow
 from ..losses import int_pm_loss
 from ..schedules import Schedule
@@ -98,8 +98,7 @@ def diffflow_gan_make_step(
     latent); `optimizer` must be the one given to
     [`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init].
     """
-    if not callable(real_score):
-        raise TypeError("`real_score` must be a callable `(sigma, x) -> score` on one point.")
+    check_callable("real_score", real_score, "(sigma, x) -> score", "on one point")
     steps = check_steps(steps)
     check_positive("beta", beta, fix="pass e.g. beta=1.0")
     check_positive("g", g, strict=False, fix="pass g >= 0, e.g. g=0.0 (the GAN end)")

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_positive
+from .._checks import check_callable, check_positive
 from ..flows import discriminator_field, particle_flow
 from ..losses import AbstractGANLoss, HingeGAN, WassersteinGAN
 from ..solve import simulate
@@ -121,11 +121,8 @@ def discriminator_flow_init(
     """The initial [`DiscriminatorFlowState`][gpm_sde.train.DiscriminatorFlowState]: the
     optimiser state (default `optax.adam(lr)`) of the trainable leaves
     ([`Trainable`][gpm_sde.train.Trainable]), step 0."""
-    if not callable(discriminator):
-        raise TypeError(
-            f"`discriminator` must be a callable `D(s, x)` on one point, such as "
-            f"`MLPDiscriminator(..., time_conditioned=True)`; got {type(discriminator).__name__}."
-        )
+    fix = "e.g. MLPDiscriminator(..., time_conditioned=True)"
+    check_callable("discriminator", discriminator, "D(s, x)", fix)
     opt = check_optimizer(optimizer, "optimizer", lr)
     mask = trainable_mask(discriminator, trainable)
     return DiscriminatorFlowState(

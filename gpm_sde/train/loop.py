@@ -15,6 +15,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Key, PRNGKeyArray
 
+from .._checks import check_int, check_key
 from .._optional import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint
 
@@ -54,12 +55,8 @@ class LoopOptions(TypedDict, total=False):
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:
-    """`steps` as an int >= 1, or a `ValueError`/`TypeError` naming it."""
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
-        raise TypeError(f"`{name}` must be an int >= 1, got {type(steps).__name__} {steps!r}.")
-    if steps < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {steps!r}.")
-    return int(steps)
+    """`steps` as an int >= 1, or a `TypeError` (not an int) / `ValueError` (< 1) naming it."""
+    return check_int(name, steps, 1)
 
 
 def step_keys(key: PRNGKeyArray, start: int, stop: int) -> Key[Array, " n"]:
@@ -121,6 +118,7 @@ def run_loop(
     Returns the final state and the history: `{"step": (m,), name: (m,) ...}` for the `m`
     steps run by this call (1-based global step numbers).
     """
+    check_key("key", key, what="the PRNG key of the run")
     steps = check_steps(steps)
     chunk = check_steps(chunk, "chunk")
     if checkpoint_every is not None:

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
+from .._checks import check_callable
 from ..losses import ddpm_eps_loss, dsm_loss
 from ..processes import DDPM, AbstractLinearProcess
 from ._common import (
@@ -60,11 +61,9 @@ class ScoreState(eqx.Module):
 
 
 def _check_model(model: Any) -> None:
-    if not callable(model):
-        raise TypeError(
-            f"`model` must be a callable score model `model(t, x)` such as "
-            f"`EpsilonParam(ScoreMLP(...), process.sigma)`, got {type(model).__name__}."
-        )
+    check_callable(
+        "model", model, "(t, x) -> score", "e.g. `EpsilonParam(ScoreMLP(...), process.sigma)`"
+    )
 
 
 def score_init(

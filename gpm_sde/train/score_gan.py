@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_finite, check_positive
+from .._checks import check_callable, check_finite, check_positive
 from ..flows import score_gan_field
 from ..losses import dsm_loss, int_pm_loss
 from ..processes import edm
@@ -90,8 +90,7 @@ def score_gan_init(
     trainable leaves (default optimisers `optax.adam(lr)`), an [`EMA`][gpm_sde.train.EMA] of
     the generator if `ema` is set, step 0. `g_trainable` and `s_trainable` select what trains
     ([`Trainable`][gpm_sde.train.Trainable])."""
-    if not callable(gen_score):
-        raise TypeError("`gen_score` must be a callable `(sigma, x) -> score` on one point.")
+    check_callable("gen_score", gen_score, "(sigma, x) -> score", "on one point")
     g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
     s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
     ema = check_ema(ema)
@@ -138,8 +137,7 @@ def score_gan_make_step(
     the optimisers (and `ema`) must be those given to
     [`score_gan_init`][gpm_sde.train.score_gan_init].
     """
-    if not callable(real_score):
-        raise TypeError("`real_score` must be a callable `(sigma, x) -> score` on one point.")
+    check_callable("real_score", real_score, "(sigma, x) -> score", "on one point")
     batch_size = check_batch_size(batch_size)
     score_steps = check_steps(score_steps, "score_steps")
     warmup = check_count("warmup", warmup)
