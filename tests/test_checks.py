@@ -81,6 +81,11 @@ WRONG_TYPE: list[tuple[str, str, Callable[[], Any]]] = [
     ("mmd block_size", "block_size", lambda: metrics.mmd(CLOUD, CLOUD, block_size=2.0)),  # type: ignore[arg-type]
     ("dsm_loss score_fn", "score_fn", lambda: losses.dsm_loss(3, gpm_sde.vp(), CLOUD, KEY)),  # type: ignore[arg-type]
     (
+        "dsm_loss cloud score",
+        "score_fn",
+        lambda: losses.dsm_loss(scores.KernelScore(0.5), gpm_sde.vp(), CLOUD, KEY),
+    ),
+    (
         "dsm_loss integer x0",
         "x0",
         lambda: losses.dsm_loss(_score, gpm_sde.vp(), jnp.zeros((4, 2), jnp.int32), KEY),

@@ -18,6 +18,7 @@ from .._checks import (
     is_concrete,
 )
 from ..processes import DDPM, EDM, AbstractLinearProcess
+from ..scores import is_cloud_score
 
 _WEIGHTINGS = ("std2", "likelihood", "edm")
 _REDUCTIONS = ("mean", "none")
@@ -101,6 +102,12 @@ def dsm_loss(
             f"{type(process).__name__}; for the DDPM chain use `ddpm_eps_loss`."
         )
     check_callable("score_fn", score_fn, "(t, x) -> score on one point")
+    if is_cloud_score(score_fn):
+        raise TypeError(
+            f"`score_fn` must be a pointwise score `(t, x)` on one point (every point has its "
+            f"own time), got the cloud score {type(score_fn).__name__}, which is called on a "
+            f"whole cloud at one time; train a network, e.g. `gpm_sde.nn.ScoreParam(net)`."
+        )
     if weighting not in _WEIGHTINGS:
         raise ValueError(
             f"`weighting` must be one of {_WEIGHTINGS} (λ = σ², λ = g², or the EDM weighting), "
