@@ -1,9 +1,12 @@
 """Numerical verification of the theoretical claims of `gpm_sde`, run by `python -m theory`.
 
 Each claim lives in its own module under `theory.claims`, states one result of the seed papers
-and checks it numerically against a stated, justified tolerance. Importing this
-package switches JAX to float64 before any computation, because every round-off tolerance in
-the claims is stated for float64.
+and checks it numerically against a stated, justified tolerance. The checks are built on the
+public toolkit `gpm_sde.verify`; this package adds the runner (`theory.runner`: command line
+and report), the claim and result types (`theory.types`), the figures (`theory.figures`), the
+references to the docs (`theory.references`), the test laws and problems (`theory.laws`) and
+a small training loop (`theory.fitting`). Importing this package switches JAX to float64
+before any computation, because every round-off tolerance in the claims is stated for float64.
 """
 
 import jax
