@@ -2,7 +2,7 @@
 
 Tolerances: derivative checks use central differences with step h, whose truncation error is
 O(h²·|∂³ log p|) ≈ 1e-9 at h = 1e-5 plus round-off ≈ 1e-16/h ≈ 1e-11 in float64; sampled
-checks use 5 standard errors estimated from the sample (see `gpm_sde.verify.moments`).
+checks use 5 standard errors estimated from the sample (see `gpm_sde.verify`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`simulate` and its grid Brownian path: laws, determinism, solvers, bad input.
 
-Sampled checks use 5 standard errors estimated from the sample (`gpm_sde.verify.moments`).
+Sampled checks use 5 standard errors estimated from the sample (`gpm_sde.verify`).
 """
 
 from __future__ import annotations
