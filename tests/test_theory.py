@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from theory.types import Claim
 from theory.registry import CLAIMS
+from theory.types import Claim
 
 ROOT = Path(__file__).resolve().parents[1]
 
