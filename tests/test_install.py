@@ -129,3 +129,10 @@ def test_demo_finds_the_example_script(tmp_path):
     assert find_script(ROOT) == ROOT / "examples" / "demo.py"
     # From elsewhere, an editable install finds it next to the package's source.
     assert find_script(tmp_path) == ROOT / "examples" / "demo.py"
+
+
+@pytest.mark.parametrize("argv", [["train", "--help"], ["sample", "--help"]])
+def test_train_and_sample_help_import_no_jax(argv):
+    """Their options load the command modules, which import NumPy but defer JAX to `run`."""
+    code = f"from gpm_sde.cli import main\ncode = main({argv!r})\nassert code == 0, code"
+    assert not set(_imported_after(code)) - {"numpy"}

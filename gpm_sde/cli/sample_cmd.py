@@ -18,9 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 
 from .config import TRAINERS, ConfigError, RunConfig, load_config
@@ -113,6 +110,9 @@ def load_models(cfg: RunConfig, checkpoint: Path, d: Any) -> tuple[tuple[Any, ..
 
 def draw(cfg: RunConfig, models: tuple[Any, ...], d: Any, key: Any, n: int, steps: int) -> Any:
     """`n` samples of the trained models."""
+    import jax
+    import jax.random as jr
+
     from ..losses import gan_loss
     from ..samplers import reverse_sde_sample
     from ..train import discriminator_flow_sample, field_kind
@@ -146,6 +146,9 @@ def _scaled_g(process: Any, c: float) -> Any:
 
 def quality(d: Any, x: np.ndarray) -> str:
     """A one-line quality metric of the samples against the data."""
+    import jax.numpy as jnp
+    import jax.random as jr
+
     from ..metrics import digits_fd, mmd
 
     if d.is_image:
@@ -186,6 +189,9 @@ def sample(
     steps: int | None = None,
 ) -> int:
     """Draw the samples of a run and write them; return the exit code."""
+    import jax
+    import jax.random as jr
+
     from . import build
 
     s = cfg["sample"]

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jax.random as jr
 import numpy as np
 
 from .config import TRAINERS, ConfigError, RunConfig, describe_keys, load_config
@@ -134,6 +133,8 @@ def _linear(start: float, end: float) -> Any:
 def _fit_real_score(cfg: RunConfig, d: Any, run_dir: Path, progress: bool) -> Any:
     """The data score `(sigma, x)`: exact for a mixture, or an EDM denoiser fitted by
     `fit_score` on `gpm_sde.edm()` (saved, and reused when resuming)."""
+    import jax.random as jr
+
     from .. import processes
     from ..train import fit_score, load_checkpoint, save_checkpoint
     from . import build
@@ -165,6 +166,8 @@ def _fit_real_score(cfg: RunConfig, d: Any, run_dir: Path, progress: bool) -> An
 
 def train(cfg: RunConfig, *, progress: bool = True) -> int:
     """Train the run of `cfg`, write its directory, print a summary; return the exit code."""
+    import jax.random as jr
+
     from .. import train as trainers
     from ..losses import gan_loss
     from . import build
