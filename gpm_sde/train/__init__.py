@@ -23,6 +23,12 @@ of bools; see [`Trainable`][gpm_sde.train.Trainable]), by default
 [`default_trainable`][gpm_sde.train.default_trainable].
 """
 
+from ._checkpoint import (
+    CheckpointError as CheckpointError,
+    load_checkpoint as load_checkpoint,
+    read_checkpoint_header as read_checkpoint_header,
+    save_checkpoint as save_checkpoint,
+)
 from ._common import (
     EMA as EMA,
     Trainable as Trainable,
@@ -32,19 +38,13 @@ from ._common import (
     partition_trainable as partition_trainable,
     trainable_mask as trainable_mask,
 )
-from .checkpoint import (
-    CheckpointError as CheckpointError,
-    load_checkpoint as load_checkpoint,
-    read_checkpoint_header as read_checkpoint_header,
-    save_checkpoint as save_checkpoint,
-)
-from .diffflow_gan import (
+from ._diffflow_gan import (
     DiffFlowGANState as DiffFlowGANState,
     diffflow_gan_init as diffflow_gan_init,
     diffflow_gan_make_step as diffflow_gan_make_step,
     train_diffflow_gan as train_diffflow_gan,
 )
-from .discriminator_flow import (
+from ._discriminator_flow import (
     DiscriminatorFlowState as DiscriminatorFlowState,
     discriminator_flow_init as discriminator_flow_init,
     discriminator_flow_make_step as discriminator_flow_make_step,
@@ -52,24 +52,24 @@ from .discriminator_flow import (
     field_kind as field_kind,
     train_discriminator_flow as train_discriminator_flow,
 )
-from .gan import (
+from ._gan import (
     GANState as GANState,
     gan_init as gan_init,
     gan_make_step as gan_make_step,
     train_gan as train_gan,
 )
-from .loop import (
+from ._loop import (
     LoopOptions as LoopOptions,
     TrainingDiverged as TrainingDiverged,
     run_loop as run_loop,
 )
-from .score import (
+from ._score import (
     ScoreState as ScoreState,
     fit_score as fit_score,
     score_init as score_init,
     score_make_step as score_make_step,
 )
-from .score_gan import (
+from ._score_gan import (
     ScoreGANState as ScoreGANState,
     score_gan_init as score_gan_init,
     score_gan_make_step as score_gan_make_step,

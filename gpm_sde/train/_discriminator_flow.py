@@ -29,8 +29,8 @@ from ._common import (
     trainable_mask,
     value_and_grad,
 )
-from .gan import Penalty, as_gan_loss, check_penalty, penalty_term
-from .loop import LoopOptions, check_steps, run_loop
+from ._gan import Penalty, as_gan_loss, check_penalty, penalty_term
+from ._loop import LoopOptions, check_steps, run_loop
 
 _D = TypeVar("_D")
 FieldKind = Literal["nonsaturating", "hinge"]

@@ -39,8 +39,8 @@ from ._common import (
     value_and_grad,
     where_tree,
 )
-from .gan import _check_ema_matches
-from .loop import LoopOptions, check_steps, run_loop
+from ._gan import _check_ema_matches
+from ._loop import LoopOptions, check_steps, run_loop
 
 _G = TypeVar("_G")
 _S = TypeVar("_S")

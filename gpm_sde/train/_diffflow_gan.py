@@ -32,7 +32,7 @@ from ._common import (
     trainable_mask,
     value_and_grad,
 )
-from .loop import LoopOptions, check_steps, run_loop
+from ._loop import LoopOptions, check_steps, run_loop
 
 _G = TypeVar("_G")
 

@@ -31,7 +31,7 @@ from ._common import (
     trainable_mask,
     value_and_grad,
 )
-from .loop import LoopOptions, run_loop
+from ._loop import LoopOptions, run_loop
 
 _M = TypeVar("_M", bound=Callable[..., Any])
 ScoreStep = Callable[["ScoreState", PRNGKeyArray], tuple["ScoreState", dict[str, Array]]]

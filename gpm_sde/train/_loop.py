@@ -17,7 +17,7 @@ from jaxtyping import Array, Key, PRNGKeyArray
 
 from .._checks import check_int, check_key
 from .._optional import progress_bar
-from .checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import load_checkpoint, save_checkpoint
 
 _S = TypeVar("_S")
 StepFn = Callable[[Any, PRNGKeyArray], tuple[Any, dict[str, Array]]]
