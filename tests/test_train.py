@@ -419,6 +419,16 @@ def test_bad_arguments_are_named(key):
             steps=1,
             field_at="clean",  # pyright: ignore[reportArgumentType]
         )
+    # A mean-field real score cannot be evaluated one noised point at a time.
+    with pytest.raises(TypeError, match=r"`real_score` couples the particles"):
+        train.train_score_gan(
+            affine(),
+            GaussianSigmaScore(jnp.zeros(1), jnp.zeros(())),
+            gpm_sde.scores.KernelScore(0.5),
+            key,
+            steps=1,
+            field_at="noised",
+        )
     with pytest.raises(ValueError, match=r"`g` must satisfy g² <= 2β"):
         train.train_diffflow_gan(affine(), SmoothedMixtureScore(data), key, steps=1, g=2.0)
     with pytest.raises(ValueError, match=r"`data` must be a non-empty array"):

@@ -21,6 +21,7 @@ from .._checks import check_callable, check_finite, check_positive
 from ..flows import score_gan_field
 from ..losses import dsm_loss, int_pm_loss
 from ..processes import edm
+from ..scores import couples_particles
 from ._common import (
     EMA,
     Trainable,
@@ -149,6 +150,14 @@ def score_gan_make_step(
             f"`field_at` must be 'generated' (the field at G(z)) or 'noised' (at G(z) + σε), "
             f"got {field_at!r}."
         )
+    if field_at == "noised" and couples_particles(real_score):
+        # Each noised point has its own σ, so the field is evaluated point by point: a
+        # mean-field score would see one-point clouds and return a wrong field, silently.
+        raise TypeError(
+            "`real_score` couples the particles (a mean-field cloud score), but "
+            "field_at='noised' evaluates the field one point at a time (one σ per point); "
+            "pass field_at='generated' or a pointwise score."
+        )
     process = edm(sigma_max)
     g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
     s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
@@ -271,7 +280,8 @@ def train_score_gan(
       (Luo et al. 2023, Thm. 3.1) and DMD (Yin et al. 2024, eq. 7). Both score networks are
       then queried on the noisy inputs they were trained on, which matters for images: a
       network trained on $x_0 + \sigma\varepsilon$ has never seen a clean generated image at
-      level $\sigma$.
+      level $\sigma$. The field is evaluated one point at a time (one $\sigma_i$ each), so
+      `real_score` must not couple the particles (a mean-field cloud score is refused).
 
     Both have $\rho_\theta = q$ as a fixed point.
 
