@@ -1,5 +1,10 @@
 """Every script of `examples/` runs end to end in its `--fast` mode (a subprocess each).
 
+The scripts' fast modes are small enough that importing JAX and compiling dominate, which are
+single-threaded: the module starts the selected scripts together, as many at a time as the
+machine has cores (the `examples` fixture), and each test waits for its own script's result.
+Each script still runs alone in its own process, with the same checks as one at a time.
+
 Two of them run only with the tests marked `slow` (`python -m pytest -m slow`, a CI step of its
 own), to keep the default run within its budget:
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,6 +52,44 @@ def test_every_example_is_tested():
     assert {path.name for path in EXAMPLES} == set(EXPECTED)
 
 
+def _run(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(script), "--fast"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="module")
+def examples(request, tmp_path_factory):
+    """The selected scripts' runs, started together on a pool of one thread per core (each
+    thread waits on one subprocess): `{name: Future[CompletedProcess]}`."""
+    selected = [
+        item.callspec.params["script"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    ]
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
+        runs: dict[str, Future[subprocess.CompletedProcess[str]]] = {
+            script.name: pool.submit(_run, script, tmp_path_factory.mktemp(script.stem))
+            for script in selected
+        }
+        yield runs
+        for run in runs.values():
+            run.cancel()
+
+
 @pytest.mark.parametrize(
     "script",
     [
@@ -54,15 +98,7 @@ def test_every_example_is_tested():
     ],
     ids=lambda path: path.stem,
 )
-def test_example_runs_fast(script: Path, tmp_path: Path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, str(script), "--fast"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+def test_example_runs_fast(script: Path, examples):
+    done = examples[script.name].result()
     assert done.returncode == 0, f"{script.name} failed:\n{done.stdout}\n{done.stderr}"
     assert EXPECTED[script.name] in done.stdout, done.stdout
