@@ -76,9 +76,9 @@ def test_hutchinson_is_unbiased(mixture_2d, key):
     0.07-0.11 nats, while the divergence integral ∫∇·v du of the first point is 1.06 nats: a
     sign flip is ≈ 27 SE away, and a factor 2 on the estimate (which also doubles the spread)
     gives z = 6.9 (run with that mutant; 256 keys gave twice the margin at 4x the cost). The
-    4-probe spread (32 keys)
-    is half the 1-probe one (ratio 0.5; in 2-D a probe moves the estimate by ±c, and the SE of a
-    spread from 32 draws of the mean of 4 signs is ≈ 0.11 of it), so 0.75 is > 4 SE away."""
+    4-probe spread (32 keys) is half the 1-probe one (ratio 0.5; in 2-D a probe moves the
+    estimate by ±c, and the SE of a spread from 32 draws of the mean of 4 signs is ≈ 0.11 of
+    it), so 0.75 is > 4 SE away."""
     p = gpm_sde.vp()
     score = gpm_sde.MixtureMarginalScore(p, mixture_2d)
     x = mixture_2d.sample(key, 4)
