@@ -19,7 +19,8 @@ not 1), and the bands leave room for it.
 reverse-time VP SDE below, solved backwards with ShARK (or SRA1), explodes: sample mean ≈ −14
 per coordinate for a target ≈ (0.5, 0.4), max |z| ≈ 31, while Euler and Heun on the very same
 backward solve give |z| < 1 (reproduced with 50 to 1000 steps). Hence the library's rule:
-generation time only.
+generation time only. The ShARK canary (an expected failure) runs with the slow tests;
+the default run keeps the Euler control and the generation-time ShARK solve.
 """
 
 from __future__ import annotations
@@ -139,15 +140,21 @@ def _solve_backwards_in_diffrax(process, score, y0, key, solver):
         pytest.param(
             diffrax.ShARK(),
             id="ShARK",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason=(
-                    "diffrax issue 598 (fixed upstream by PR 746, not in diffrax 0.7.2): "
-                    "stochastic Runge-Kutta solvers are wrong for t1 < t0; here the samples "
-                    "explode (mean ~ -14, max |z| ~ 31). When this XPASSes, upstream is fixed."
+            marks=[
+                # An upstream canary, not a property of the library: in the slow run only. The
+                # default run keeps the Euler control and
+                # `test_reverse_sde_in_generation_time_with_shark` (the library's rule).
+                pytest.mark.slow,
+                pytest.mark.xfail(
+                    strict=True,
+                    raises=AssertionError,
+                    reason=(
+                        "diffrax issue 598 (fixed upstream by PR 746, not in diffrax 0.7.2): "
+                        "stochastic Runge-Kutta solvers are wrong for t1 < t0; here the samples "
+                        "explode (mean ~ -14, max |z| ~ 31). When this XPASSes, upstream is fixed."
+                    ),
                 ),
-            ),
+            ],
         ),
     ],
 )
