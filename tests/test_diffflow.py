@@ -272,14 +272,16 @@ def test_generator_identity_has_power_and_covers_the_ode_end(mixture_2d):
         gpm_sde.diffflow(real, gen, beta, g, f=-0.2),
         gpm_sde.langevin_flow(real, beta, f=-0.2),
     ]
-    rhs = [float(fokker_planck_rhs(sde, p.log_prob, 0.0, x)) for sde in ends]
+    # Compiled (one trace per SDE) rather than eager: eager jacfwd/hessian dispatch is slower.
+    fp = eqx.filter_jit(fokker_planck_rhs)
+    rhs = [float(fp(sde, p.log_prob, 0.0, x)) for sde in ends]
     assert ends[0].is_ode
     np.testing.assert_allclose(rhs, rhs[0], rtol=1e-10)
     wrong = SDE(
         LinearDrift(-0.2) + ScoreDrift(beta, real) + ScoreDrift(-(beta - g**2), gen),
         ScalarDiffusion(g),
     )
-    assert abs(float(fokker_planck_rhs(wrong, p.log_prob, 0.0, x)) - rhs[0]) > 0.1 * abs(rhs[0])
+    assert abs(float(fp(wrong, p.log_prob, 0.0, x)) - rhs[0]) > 0.1 * abs(rhs[0])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,7 +397,9 @@ def _simulate_case(case: _GaussianCase, k: float | None, key, *, wrong: bool = F
 G_SCALES = {"gan": None, "mid": 0.8, "langevin": 2.0**0.5, "beyond": 2.0}
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+# The second random case is in the slow run only: the seed-0 case checks the same property
+# (every g, three times, the exact Euler bias, the MMD test and the power check) by default.
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_gaussian_case_sampled_marginals_free_of_g(seed, key):
     """DiffFlow driven by the exact generated score ∇log p_s = −Σ_s⁻¹(x − μ_s) of the moment
     ODE: at every g the cloud's mean and covariance at s = 0.25, 0.5, 1 are within 5 SE of
