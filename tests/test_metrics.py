@@ -114,7 +114,7 @@ def test_permutation_test_is_calibrated_under_the_null(key):
         y = jr.normal(ky, (30, 2))
         return mmd_permutation_test(kp, x, y, n_permutations=b)[1]
 
-    p = np.asarray(jax.vmap(one)(jr.split(key, reps)))
+    p = np.asarray(jax.jit(jax.vmap(one))(jr.split(key, reps)))
     rate, alpha = np.mean(p <= 0.05), 0.05
     assert abs(rate - alpha) < K_SE * np.sqrt(alpha * (1 - alpha) / reps), rate
     grid = np.arange(1, b + 2) / (b + 1)
