@@ -274,6 +274,7 @@ def test_int_pm_gradient_is_minus_jacobian_transpose_field(key):
     assert float(jnp.max(jnp.abs(wrong.weight - grads.weight))) > 1e-2
 
 
+@eqx.filter_jit
 def _sgd_move(gen, z, s, eta):
     """Outputs after one optax SGD step on the Int-PM loss, minus the outputs before."""
     params = eqx.filter(gen, eqx.is_array)
@@ -284,6 +285,7 @@ def _sgd_move(gen, z, s, eta):
     return jax.vmap(moved)(z) - jax.vmap(gen)(z)
 
 
+@eqx.filter_jit
 def _ntk_prediction(gen, z, s, eta):
     """η (1/n) Σ_j J_i J_jᵀ ∇h_j: the field projected by the neural tangent kernel."""
     params, static = eqx.partition(gen, eqx.is_array)
@@ -308,7 +310,7 @@ def test_sgd_step_moves_outputs_along_ntk_projected_field(key):
     z = jr.normal(kz, (12, 3))
     s = 0.2
     lin = eqx.nn.Linear(3, 2, key=kg)
-    eta = 0.1
+    eta = jnp.asarray(0.1)  # arrays, not Python floats: filter_jit compiles once per generator
     move = _sgd_move(lin, z, s, eta)
     _close(move, _ntk_prediction(lin, z, s, eta), rtol=1e-9)
     h = _pointwise_field(s, jax.vmap(lin)(z), None)
@@ -318,8 +320,8 @@ def test_sgd_step_moves_outputs_along_ntk_projected_field(key):
     mlp = eqx.nn.MLP(3, 2, width_size=8, depth=2, activation=jnp.tanh, key=km)
     errors = []
     for eta in (1e-2, 5e-3):
-        move = _sgd_move(mlp, z, s, eta)
-        pred = _ntk_prediction(mlp, z, s, eta)
+        move = _sgd_move(mlp, z, s, jnp.asarray(eta))
+        pred = _ntk_prediction(mlp, z, s, jnp.asarray(eta))
         errors.append(float(jnp.max(jnp.abs(move - pred))))
         if eta == 1e-2:
             assert errors[0] < 1e-2 * float(jnp.max(jnp.abs(move)))
