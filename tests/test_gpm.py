@@ -150,7 +150,7 @@ class _OptimalField(eqx.Module):
     evaluation, as Discriminator Flow retrains its discriminator on its own particles. A
     pytree with `sign` an array: the two IPM tests share one compiled solve."""
 
-    kind: str = eqx.field(static=True)
+    kind: Literal["nonsaturating", "ipm", "hinge"] = eqx.field(static=True)
     sign: jax.Array
 
     def __call__(self, s, y, args):
