@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from gpm_sde import GaussianMixture
 
@@ -104,8 +105,8 @@ class Curve:
     empty `label` leaves the curve out of the legend."""
 
     label: str
-    x: np.ndarray
-    y: np.ndarray
+    x: ArrayLike
+    y: ArrayLike
     style: str = "-"
     color: str | None = None
 
@@ -148,7 +149,9 @@ def _draw_cloud(ax: Axes, panel: CloudPanel) -> None:
 def _draw_curves(ax: Axes, panel: CurvePanel) -> None:
     for curve in panel.curves:
         label = curve.label or "_nolegend_"
-        (line,) = ax.plot(curve.x, curve.y, curve.style, label=label, ms=3.5, lw=1.2)
+        (line,) = ax.plot(
+            np.asarray(curve.x), np.asarray(curve.y), curve.style, label=label, ms=3.5, lw=1.2
+        )
         if curve.color is not None:
             line.set_color(curve.color)
     for level in panel.hlines:
