@@ -108,17 +108,20 @@ def _grad_D(s, x):
     return _W + _A @ x + s * jnp.cos(x[0]) * jnp.array([1.0, 0.0])
 
 
+@pytest.mark.parametrize("low_on_data", [False, True])
 @pytest.mark.parametrize("kind", ["nonsaturating", "ipm", "hinge"])
-def test_discriminator_field_matches_hand_gradient(kind, key):
-    """−∇c(D) with c = softplus(−d): σ(−D)∇D; c = d (IPM): −∇D; c = −d (hinge): +∇D."""
+def test_discriminator_field_matches_hand_gradient(kind, low_on_data, key):
+    """−∇c(±D) with c = softplus(−d): σ(−D)∇D; c = −d (IPM and hinge critics, high on data):
+    +∇D. A critic low on data (`low_on_data=True`) enters as −D: σ(D)(−∇D) and −∇D."""
     y = 1.5 * jr.normal(key, (11, 2))
-    field = gpm_sde.discriminator_field(_D, kind)
+    field = gpm_sde.discriminator_field(_D, kind, low_on_data=low_on_data)
+    sign = -1.0 if low_on_data else 1.0
     for s in (0.0, 0.7):
-        d = jax.vmap(lambda x, s=s: _D(s, x))(y)
-        grad = jax.vmap(lambda x, s=s: _grad_D(s, x))(y)
+        d = sign * jax.vmap(lambda x, s=s: _D(s, x))(y)
+        grad = sign * jax.vmap(lambda x, s=s: _grad_D(s, x))(y)
         weight = {
             "nonsaturating": 1.0 / (1.0 + jnp.exp(d)),  # sigmoid(−D)
-            "ipm": -jnp.ones_like(d),
+            "ipm": jnp.ones_like(d),
             "hinge": jnp.ones_like(d),
         }[kind]
         _close(field(s, y, None), weight[:, None] * grad)
@@ -152,6 +155,7 @@ class _OptimalField(eqx.Module):
 
     kind: Literal["nonsaturating", "ipm", "hinge"] = eqx.field(static=True)
     sign: jax.Array
+    low_on_data: bool = eqx.field(static=True, default=False)
 
     def __call__(self, s, y, args):
         mu, cov = jnp.mean(y, axis=0), jnp.cov(y.T)
@@ -159,11 +163,14 @@ class _OptimalField(eqx.Module):
         def D(s, x):
             return self.sign * (_log_normal(x, _M, _S) - _log_normal(x, mu, cov))
 
-        return gpm_sde.discriminator_field(D, self.kind)(s, y, args)
+        field = gpm_sde.discriminator_field(D, self.kind, low_on_data=self.low_on_data)
+        return field(s, y, args)
 
 
-def _optimal_field(kind: Literal["nonsaturating", "ipm", "hinge"], sign: float = 1.0):
-    return _OptimalField(kind, jnp.asarray(sign))
+def _optimal_field(
+    kind: Literal["nonsaturating", "ipm", "hinge"], sign: float = 1.0, low_on_data: bool = False
+):
+    return _OptimalField(kind, jnp.asarray(sign), low_on_data)
 
 
 def _cloud0(key, n=2000):
@@ -186,17 +193,21 @@ def _solve(field, y0, ts, steps=200):
     return sol.ys
 
 
-@pytest.mark.parametrize(("kind", "sign"), [("hinge", 1.0), ("ipm", -1.0)])
-def test_optimal_linear_cost_flow_follows_the_moment_ode(kind, sign, key):
-    """With c linear (hinge on logit D*, or IPM on the critic −logit D*, trained low on data)
-    the field is ∇log q − ∇log p̂_s: affine, with p̂_s the cloud's own Gaussian fit. Then the
+@pytest.mark.parametrize(
+    ("kind", "sign", "low_on_data"),
+    [("hinge", 1.0, False), ("ipm", 1.0, False), ("ipm", -1.0, True)],
+)
+def test_optimal_linear_cost_flow_follows_the_moment_ode(kind, sign, low_on_data, key):
+    """With c linear (hinge or IPM on the critic logit D*, high on data, or IPM on the critic
+    −logit D*, low on data as the GPM authors train it, with `low_on_data=True`) the field is
+    ∇log q − ∇log p̂_s: affine, with p̂_s the cloud's own Gaussian fit. Then the
     cloud's empirical mean and covariance solve *exactly* the DiffFlow moment ODE with β = 1
     (for v = −S⁻¹(x − m) + Σ̂⁻¹(x − μ̂): μ̂' = −S⁻¹(μ̂ − m),
     Σ̂' = −(S⁻¹Σ̂ + Σ̂S⁻¹) + 2I), for any start, Gaussian or not. Tsit5 with 200 steps on
     s ∈ [0, 2] has a global error ~1e-9 here; we assert 1e-6."""
     y0 = _cloud0(key)
     ts = jnp.array([0.5, 1.0, 2.0])
-    ys = _solve(_optimal_field(kind, sign), y0, ts)
+    ys = _solve(_optimal_field(kind, sign, low_on_data), y0, ts)
     ref = gaussian_diffflow(_M, _S, jnp.mean(y0, axis=0), jnp.cov(y0.T), 1.0, t1=2.0)
     for s, y in zip(ts, ys, strict=True):
         np.testing.assert_allclose(jnp.mean(y, axis=0), ref.mean(s), atol=1e-6)
@@ -223,12 +234,13 @@ def test_nonsaturating_optimal_flow_moves_cloud_to_data(key):
     assert mean_gap[-1] < mean_gap[0] / 5 and cov_gap[-1] < cov_gap[0] / 5, (mean_gap, cov_gap)
 
 
-def test_ipm_with_critic_high_on_data_moves_away(key):
-    """Power check of the sign conventions: an IPM critic must be trained *low* on data; fed
-    logit D* (high on data) the field −∇D pushes the mean away from the data."""
+def test_ipm_critic_on_the_wrong_side_moves_away(key):
+    """Power check of the sign convention: the library's critics are high on data; a critic
+    low on data (−logit D*) given without `low_on_data=True` makes the field −∇(logit D*),
+    which pushes the mean away from the data."""
     y0 = _cloud0(key)
-    # The save times of the moment-ODE test, so that both IPM solves share one compile.
-    ys = _solve(_optimal_field("ipm", sign=1.0), y0, jnp.array([0.5, 1.0, 2.0]))
+    # The save times of the moment-ODE test, so that the IPM solves share one compile.
+    ys = _solve(_optimal_field("ipm", sign=-1.0), y0, jnp.array([0.5, 1.0, 2.0]))
     mean_gap, _ = _distances(jnp.stack([y0, ys[0]]))  # s = 0 and s = 0.5
     assert mean_gap[1] > mean_gap[0]
 

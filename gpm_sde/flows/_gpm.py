@@ -59,7 +59,7 @@ def score_gan_field(
 
 _COSTS: dict[str, Callable[[Array], Array]] = {
     "nonsaturating": lambda d: jax.nn.softplus(-d),
-    "ipm": lambda d: d,
+    "ipm": lambda d: -d,
     "hinge": lambda d: -d,
 }
 
@@ -69,33 +69,53 @@ class DiscriminatorField(AbstractDrift):
 
     $$\nabla h_{\rho_s}(x) = -\nabla_x\, c\big(D(s, x)\big),$$
 
-    with generator cost $c(d) = \operatorname{softplus}(-d)$ (non-saturating, $D$ a logit),
-    $c(d) = d$ (IPM/WGAN, the critic trained low on data) or $c(d) = -d$ (hinge generator
-    loss, Lim & Ye 2017).
+    with the generator cost $c$ of the loss that trained $D$: $c(d) =
+    \operatorname{softplus}(-d)$ (non-saturating, $D$ a logit), $c(d) = -d$ for an IPM/WGAN
+    critic and for the hinge loss (Lim & Ye 2017).
+
+    **One convention.** Every discriminator and critic of this library is high on data: the
+    logit of [`NonSaturatingGAN`][gpm_sde.losses.NonSaturatingGAN], the critics of
+    [`WassersteinGAN`][gpm_sde.losses.WassersteinGAN] (which maximises
+    $\mathbb{E}_q D - \mathbb{E}_\rho D$) and [`HingeGAN`][gpm_sde.losses.HingeGAN]. With the
+    matching `kind` the field climbs $D$, towards the data. A critic trained **low** on data,
+    such as the GPM authors' IPM critic (their `ipm_gan_discr_loss` minimises
+    $\mathbb{E}_q D - \mathbb{E}_\rho D$ and their generator cost is $c(d) = d$), is used with
+    `low_on_data=True`, which replaces $D$ by $-D$.
     """
 
     discriminator: Callable[..., Any]
     kind: Literal["nonsaturating", "ipm", "hinge"] = eqx.field(static=True)
+    low_on_data: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if self.kind not in _COSTS:
             raise ValueError(f"`kind` must be one of {sorted(_COSTS)}, got {self.kind!r}.")
+        if not isinstance(self.low_on_data, bool):
+            raise TypeError(
+                f"`low_on_data` must be a bool (True for a critic trained low on data), got "
+                f"{type(self.low_on_data).__name__}."
+            )
 
     def __call__(self, s, y, args=None):
         cost = _COSTS[self.kind]
+        sign = -1.0 if self.low_on_data else 1.0
 
         def point(x):
-            return -jax.grad(lambda z: cost(self.discriminator(s, z)))(x)
+            return -jax.grad(lambda z: cost(sign * self.discriminator(s, z)))(x)
 
         return jax.vmap(point)(y).astype(y.dtype)
 
 
 def discriminator_field(
-    D: Callable[..., Any], kind: Literal["nonsaturating", "ipm", "hinge"] = "nonsaturating"
+    D: Callable[..., Any],
+    kind: Literal["nonsaturating", "ipm", "hinge"] = "nonsaturating",
+    *,
+    low_on_data: bool = False,
 ) -> DiscriminatorField:
     r"""The field $-\nabla_x c(D(s, x))$ of a (time-conditioned) discriminator `D(s, x)`
-    (see [`DiscriminatorField`][gpm_sde.flows.DiscriminatorField])."""
-    return DiscriminatorField(D, kind)
+    trained high on data, or of $-D$ with `low_on_data=True` (see
+    [`DiscriminatorField`][gpm_sde.flows.DiscriminatorField])."""
+    return DiscriminatorField(D, kind, low_on_data)
 
 
 def particle_flow(field: AbstractDrift | Callable[..., Any]) -> SDE:

@@ -12,8 +12,10 @@ Sign convention: the discriminator (critic) is trained **high on real data and l
 generated data** for every loss here. For the particle fields of
 [`discriminator_field`][gpm_sde.flows.discriminator_field] this means: a logit trained by
 `MinimaxGAN`/`NonSaturatingGAN` pairs with `kind="nonsaturating"`; a critic trained by
-`WassersteinGAN` or `HingeGAN` (generator cost $c(d) = -d$) pairs with `kind="hinge"`
-(`kind="ipm"` expects a critic trained low on data: pass $-D$).
+`WassersteinGAN` pairs with `kind="ipm"` and one trained by `HingeGAN` with `kind="hinge"`
+(both generator costs are $c(d) = -d$), and the field moves the particles up the critic,
+towards the data. A critic trained low on data (the GPM authors' IPM convention) is used with
+`discriminator_field(D, "ipm", low_on_data=True)`.
 """
 
 from __future__ import annotations

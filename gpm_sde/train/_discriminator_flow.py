@@ -33,13 +33,16 @@ from ._gan import Penalty, as_gan_loss, check_penalty, penalty_term
 from ._loop import LoopOptions, check_steps, run_loop
 
 _D = TypeVar("_D")
-FieldKind = Literal["nonsaturating", "hinge"]
+FieldKind = Literal["nonsaturating", "ipm", "hinge"]
 
 
 def field_kind(loss: AbstractGANLoss) -> FieldKind:
-    """The particle field that matches a discriminator trained by `loss` (critic high on
-    data): $-\\nabla\\operatorname{softplus}(-D)$ for logits, $+\\nabla D$ for critics."""
-    return "hinge" if isinstance(loss, WassersteinGAN | HingeGAN) else "nonsaturating"
+    """The particle field that matches a discriminator trained by `loss` (every library loss
+    trains it high on data): $-\\nabla\\operatorname{softplus}(-D)$ for logits (`"nonsaturating"`),
+    $+\\nabla D$ for the WGAN (`"ipm"`) and hinge (`"hinge"`) critics."""
+    if isinstance(loss, WassersteinGAN):
+        return "ipm"
+    return "hinge" if isinstance(loss, HingeGAN) else "nonsaturating"
 
 
 def _prior_sampler(prior: Any, event_shape: tuple[int, ...]) -> Callable[..., Array]:
