@@ -18,9 +18,10 @@ from .._checks import (
     is_concrete,
 )
 from ..processes import DDPM, EDM, AbstractLinearProcess
+from ..schedules import AbstractSigmaLaw, LogNormalSigma
 from ..scores import is_cloud_score
 
-_WEIGHTINGS = ("std2", "likelihood", "edm")
+_WEIGHTINGS = ("std2", "likelihood", "edm", "denoiser")
 _REDUCTIONS = ("mean", "none")
 
 
@@ -55,6 +56,7 @@ def dsm_loss(
     sigma_data: float = 0.5,
     p_mean: float = -1.2,
     p_std: float = 1.2,
+    sigma_law: AbstractSigmaLaw | None = None,
     reduction: str = "mean",
 ) -> Float[Array, ""] | Float[Array, " n"]:
     r"""Denoising score matching (Vincent 2011; Song et al. 2021, eq. 7):
@@ -82,6 +84,11 @@ def dsm_loss(
       \varepsilon/\sigma\|^2$. Needs the EDM process ([`edm`][gpm_sde.edm], $\alpha = 1$,
       $\sigma(t) = t$), so the score is called at $t = \sigma$; pass an
       [`EDMDenoiser`][gpm_sde.nn.EDMDenoiser] to train Karras's preconditioned network.
+    - `"denoiser"`: the plain denoiser error $\|D(x_\sigma;\sigma) - x_0\|^2 =
+      \sigma^4\|s_	heta + arepsilon/\sigma\|^2$ (no $\lambda$), $\sigma$ drawn from
+      `sigma_law`: the generated-score loss of the GPM authors' Score GAN (Franceschi et al.
+      2023, `ScoreGAN.forward_score_noise`, with
+      [`KarrasSigma`][gpm_sde.schedules.KarrasSigma]). Needs the EDM process too.
 
     **Arguments:**
 
@@ -94,6 +101,9 @@ def dsm_loss(
     - `t_min`: the smallest time for the uniform weightings.
     - `sigma_data`, `p_mean`, `p_std`: $\sigma_d$, $P_{\rm mean}$, $P_{\rm std}$ of the EDM
       weighting (Karras et al. 2022: 0.5, −1.2, 1.2).
+    - `sigma_law`: the law of $\sigma$ for `"edm"` and `"denoiser"`
+      ([`AbstractSigmaLaw`][gpm_sde.schedules.AbstractSigmaLaw]; default
+      `LogNormalSigma(p_mean, p_std)`).
     - `reduction`: `"mean"` for the batch mean (a scalar), `"none"` for one loss per point.
     """
     if not isinstance(process, AbstractLinearProcess):
@@ -110,29 +120,41 @@ def dsm_loss(
         )
     if weighting not in _WEIGHTINGS:
         raise ValueError(
-            f"`weighting` must be one of {_WEIGHTINGS} (λ = σ², λ = g², or the EDM weighting), "
-            f"got {weighting!r}."
+            f"`weighting` must be one of {_WEIGHTINGS} (λ = σ², λ = g², the EDM weighting or "
+            f"the plain denoiser error), got {weighting!r}."
         )
     _check_reduction(reduction)
     check_batch("x0", x0, min_ndim=2)
     check_finite("x0", x0, "remove or impute non-finite data")
     k_t, k_eps = jr.split(key)
     n, dtype = x0.shape[0], x0.dtype
-    if weighting == "edm":
+    if sigma_law is not None and not isinstance(sigma_law, AbstractSigmaLaw):
+        raise TypeError(
+            f"`sigma_law` must be a law of noise levels such as "
+            f"`gpm_sde.schedules.KarrasSigma(0.1, 10.0, 3.0)`, got {type(sigma_law).__name__}."
+        )
+    if weighting in ("edm", "denoiser"):
         if not isinstance(process, EDM):
             raise TypeError(
-                f"`weighting='edm'` samples the noise level σ log-normally and calls the score "
-                f"at t = σ, which needs the EDM process (α = 1, σ(t) = t), got "
+                f"`weighting={weighting!r}` draws the noise level σ and calls the score at "
+                f"t = σ, which needs the EDM process (α = 1, σ(t) = t), got "
                 f"{type(process).__name__}; pass `process=gpm_sde.edm()`, or use "
                 f"weighting='std2' with this process."
             )
         check_positive("sigma_data", sigma_data, fix="pass e.g. sigma_data=0.5")
-        check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
-        check_finite("p_mean", p_mean)
-        t = jnp.exp(p_mean + p_std * jr.normal(k_t, (n,), dtype=dtype))
+        law = LogNormalSigma(p_mean, p_std) if sigma_law is None else sigma_law
+        t = law.sample(k_t, (n,), dtype)
         alpha, sigma = jnp.ones_like(t), t
-        sd2 = jnp.asarray(sigma_data, dtype=dtype) ** 2
-        weight = (sigma**2 + sd2) / sd2  # λ(σ)σ⁴ / σ²
+        if weighting == "edm":
+            sd2 = jnp.asarray(sigma_data, dtype=dtype) ** 2
+            weight = (sigma**2 + sd2) / sd2  # λ(σ)σ⁴ / σ²
+        else:
+            weight = sigma**2  # ‖D − x₀‖² = σ²‖σ s + ε‖²
+    elif sigma_law is not None:
+        raise ValueError(
+            f"`sigma_law` is used by weighting='edm' or 'denoiser' only, got "
+            f"weighting={weighting!r}; drop sigma_law or pick one of those weightings."
+        )
     else:
         check_positive("t_min", t_min, fix="pass a small positive time, e.g. t_min=1e-5")
         if is_concrete(t_min) and not float(t_min) < process.T:

@@ -25,3 +25,8 @@ from ._schedule import (
     Sum as Sum,
     as_schedule as as_schedule,
 )
+from ._sigma_laws import (
+    AbstractSigmaLaw as AbstractSigmaLaw,
+    KarrasSigma as KarrasSigma,
+    LogNormalSigma as LogNormalSigma,
+)

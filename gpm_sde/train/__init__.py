@@ -21,6 +21,11 @@ checkpoint.
 What trains is explicit: every `init` and trainer takes `trainable=` (a predicate, or a pytree
 of bools; see [`Trainable`][gpm_sde.train.Trainable]), by default
 [`default_trainable`][gpm_sde.train.default_trainable].
+
+Presets give a trainer the settings of a published codebase as plain keyword dicts:
+[`official_score_gan`][gpm_sde.train.official_score_gan] and
+[`official_discriminator_flow`][gpm_sde.train.official_discriminator_flow] are the GPM
+authors' algorithms.
 """
 
 from ._checkpoint import (
@@ -62,6 +67,10 @@ from ._loop import (
     LoopOptions as LoopOptions,
     TrainingDiverged as TrainingDiverged,
     run_loop as run_loop,
+)
+from ._presets import (
+    official_discriminator_flow as official_discriminator_flow,
+    official_score_gan as official_score_gan,
 )
 from ._score import (
     ScoreState as ScoreState,

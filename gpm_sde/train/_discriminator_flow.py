@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Unpack
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -15,15 +14,15 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_callable, check_positive
-from ..flows import discriminator_field, particle_flow
+from .._checks import check_callable, check_positive, is_concrete
+from ..flows import discriminator_field
 from ..losses import AbstractGANLoss, HingeGAN, WassersteinGAN
-from ..solve import simulate
 from ._common import (
     Trainable,
     as_sampler,
     check_batch_size,
     check_optimizer,
+    float_dtype,
     opt_init,
     opt_step,
     trainable_mask,
@@ -62,36 +61,80 @@ def discriminator_flow_sample(
     discriminator: Callable[..., Any],
     y0: Float[Array, " n *event"],
     *,
+    eta: float = 1.0,
     t1: float = 1.0,
     flow_steps: int = 32,
     kind: FieldKind = "nonsaturating",
+    low_on_data: bool = False,
+    entropy_reg: float = 0.0,
+    key: PRNGKeyArray | None = None,
     save_path: bool = False,
 ) -> Float[Array, " n *event"] | Float[Array, " k n *event"]:
-    r"""Move the cloud `y0` by the Discriminator-Flow ODE (Franceschi et al. 2023, Algorithm 3)
+    r"""Move the cloud `y0` by the Discriminator Flow (Franceschi et al. 2023, Algorithm 3):
+    $K$ = `flow_steps` explicit steps of the field
+    $v(s, x) = -\nabla_x c(D(s, x))$ ([`discriminator_field`][gpm_sde.flows.discriminator_field],
+    `kind` and `low_on_data` as there),
 
-    $$\frac{dx}{ds} = -\nabla_x c\big(D(s, x)\big),\qquad s \in [0, t_1],$$
+    $$x_{k+1} = x_k + \frac{\eta\,t_1}{K}\,v(s_k, x_k) +
+    \sqrt{\frac{\varepsilon\,t_1}{K}}\,\xi_k\,[k < K - 1],\qquad s_k = \frac{k\,t_1}{K},$$
 
-    with explicit Euler steps $x_{k+1} = x_k - \frac{t_1}{K}\nabla c(D(s_k, x_k))$, the
-    discretisation the discriminator was trained on. `kind` selects $c$ as in
-    [`discriminator_field`][gpm_sde.flows.discriminator_field]. Returns the final cloud, or,
-    with `save_path=True`, the $K + 1$ clouds $x_0, \dots, x_K$ stacked.
+    the discretisation the discriminator was trained on, with $\xi_k \sim \mathcal{N}(0, I)$
+    and $\varepsilon$ = `entropy_reg`. With $t_1 = 1$ this is the GPM authors' generation loop
+    (`DiscrFlow.partial_generate_like`: step `eta * grad / N`, discriminator time input $k/N$,
+    noise `sqrt(entropy_reg / N)` on every step but the last); `eta` scales the step without
+    changing the times $D$ sees, `t1` scales both. `key` is needed when `entropy_reg > 0`.
+
+    Returns the final cloud, or, with `save_path=True`, the $K + 1$ clouds $x_0, \dots, x_K$
+    stacked.
     """
     flow_steps = check_steps(flow_steps, "flow_steps")
     check_positive("t1", t1, fix="pass the flow's time horizon, e.g. t1=1.0")
-    field = discriminator_field(discriminator, kind)
-    saveat = diffrax.SaveAt(steps=True, t0=True) if save_path else None
-    sol = simulate(
-        particle_flow(field),
-        y0,
-        jr.key(0),  # an ODE: the key is not used
-        t1=t1,
-        steps=flow_steps,
-        solver=diffrax.Euler(),
-        saveat=saveat,
-    )
-    ys = sol.ys
-    assert ys is not None
-    return ys if save_path else ys[-1]
+    check_positive("eta", eta, fix="pass the step multiplier, e.g. eta=1.0")
+    check_positive("entropy_reg", entropy_reg, strict=False, fix="pass e.g. entropy_reg=0.0")
+    noisy = not (is_concrete(entropy_reg) and float(entropy_reg) == 0.0)
+    if noisy and key is None:
+        raise ValueError(
+            "`key` is required when `entropy_reg` > 0 (the flow adds Gaussian noise); pass "
+            "key=jax.random.key(...)."
+        )
+    field = discriminator_field(discriminator, kind, low_on_data=low_on_data)
+    return _flow(field, y0, eta, t1, flow_steps, entropy_reg if noisy else None, key, save_path)
+
+
+def flow_times(t1: Any, flow_steps: int, dtype: Any) -> Float[Array, " k"]:
+    """The discriminator's time inputs $s_k = k\\,t_1/K$, $k = 0, \\dots, K - 1$."""
+    return jnp.arange(flow_steps, dtype=dtype) * (jnp.asarray(t1, dtype) / flow_steps)
+
+
+@eqx.filter_jit
+def _flow(
+    field: Any,
+    y0: Array,
+    eta: Any,
+    t1: Any,
+    flow_steps: int,
+    entropy_reg: Any,
+    key: PRNGKeyArray | None,
+    save_path: bool,
+) -> Array:
+    dtype = y0.dtype
+    h = jnp.asarray(t1, dtype) / flow_steps
+    step_size = jnp.asarray(eta, dtype) * h
+    keys = jr.split(jr.key(0) if key is None else key, flow_steps)
+
+    def body(x: Array, inputs: tuple[Array, Array, PRNGKeyArray]) -> tuple[Array, Array]:
+        k, s, kk = inputs
+        x_next = x + step_size * field(s, x, None)
+        if entropy_reg is not None:
+            noise = jnp.sqrt(jnp.asarray(entropy_reg, dtype) * h) * jr.normal(kk, x.shape, dtype)
+            x_next = x_next + jnp.where(k < flow_steps - 1, noise, jnp.zeros_like(noise))
+        return x_next, x
+
+    ks = jnp.arange(flow_steps)
+    x_end, path = jax.lax.scan(body, y0, (ks, flow_times(t1, flow_steps, dtype), keys))
+    if save_path:
+        return jnp.concatenate([path, x_end[None]], axis=0)
+    return x_end
 
 
 class DiscriminatorFlowState(eqx.Module):
@@ -140,7 +183,9 @@ def discriminator_flow_make_step(
     event_shape: tuple[int, ...] | None = None,
     n_particles: int = 1024,
     flow_steps: int = 32,
+    eta: float = 1.0,
     t1: float = 1.0,
+    entropy_reg: float = 0.0,
     prior: Any = None,
     loss: str | AbstractGANLoss = "nonsaturating",
     d_steps: int = 8,
@@ -169,6 +214,8 @@ def discriminator_flow_make_step(
     d_steps = check_steps(d_steps, "d_steps")
     flow_steps = check_steps(flow_steps, "flow_steps")
     check_positive("t1", t1, fix="pass the flow's time horizon, e.g. t1=1.0")
+    check_positive("eta", eta, fix="pass the step multiplier, e.g. eta=1.0")
+    check_positive("entropy_reg", entropy_reg, strict=False, fix="pass e.g. entropy_reg=0.0")
     check_penalty(penalty, penalty_weight)
     opt = check_optimizer(optimizer, "optimizer", lr)
     sample = as_sampler(data)
@@ -176,7 +223,6 @@ def discriminator_flow_make_step(
         event_shape = tuple(sample(jr.key(0), 1).shape[1:])
     shape = tuple(event_shape)
     draw_prior = _prior_sampler(prior, shape)
-    times = jnp.linspace(0.0, t1, flow_steps + 1)[:-1]
 
     def d_loss_fn(d: Any, real: Any, fake: Any, s: Any, k: PRNGKeyArray) -> Any:
         d_real = jax.vmap(d)(s, real)
@@ -198,15 +244,19 @@ def discriminator_flow_make_step(
         state: DiscriminatorFlowState, key: PRNGKeyArray
     ) -> tuple[DiscriminatorFlowState, dict[str, Array]]:
         mask = state.trainable
-        k_prior, k_rounds = jr.split(key)
-        dtype = times.dtype
+        k_prior, k_rounds, k_noise = jr.split(key, 3)
+        dtype = float_dtype()
+        times = flow_times(t1, flow_steps, dtype)
         y0 = draw_prior(k_prior, n_particles, dtype)
         path = discriminator_flow_sample(
             jax.lax.stop_gradient(state.discriminator),
             y0,
+            eta=eta,
             t1=t1,
             flow_steps=flow_steps,
             kind=kind,
+            entropy_reg=entropy_reg,
+            key=k_noise,
             save_path=True,
         )[:-1]
 
@@ -215,7 +265,10 @@ def discriminator_flow_make_step(
             k_real, k_idx, k_pts, k_pen = jr.split(kd, 4)
             real = sample(k_real, batch_size).astype(dtype)
             idx = jr.randint(k_idx, (batch_size,), 0, flow_steps)
-            pts = jr.randint(k_pts, (batch_size,), 0, n_particles)
+            if n_particles == batch_size:  # each particle once, as in the authors' code
+                pts = jr.permutation(k_pts, n_particles)
+            else:
+                pts = jr.randint(k_pts, (batch_size,), 0, n_particles)
             fake = path[idx, pts]
             (_, aux), grads = value_and_grad(
                 d_loss_fn, d, mask, real, fake, times[idx], k_pen, has_aux=True
@@ -246,7 +299,9 @@ def train_discriminator_flow(
     event_shape: tuple[int, ...] | None = None,
     n_particles: int = 1024,
     flow_steps: int = 32,
+    eta: float = 1.0,
     t1: float = 1.0,
+    entropy_reg: float = 0.0,
     prior: Any = None,
     loss: str | AbstractGANLoss = "nonsaturating",
     d_steps: int = 8,
@@ -279,7 +334,7 @@ def train_discriminator_flow(
     one matching `loss`
     ($c = \operatorname{softplus}(-D)$ for logits, $c = -D$ for the WGAN and hinge critics,
     all trained high on data). Generate with `discriminator_flow_sample(D, prior_cloud, ...)`
-    using the same `t1`, `flow_steps` and that field (`field_kind(as_gan_loss(loss))`).
+    using the same `eta`, `t1`, `flow_steps` and that field (`field_kind(as_gan_loss(loss))`).
 
     A thin loop over [`discriminator_flow_init`][gpm_sde.train.discriminator_flow_init] and
     [`discriminator_flow_make_step`][gpm_sde.train.discriminator_flow_make_step] that
@@ -292,7 +347,12 @@ def train_discriminator_flow(
     - `data`: real data `(N, *event)`, a law with `.sample`, or a callable `(key, n)`.
     - `key`: PRNG key. `steps`: rounds.
     - `event_shape`: the shape of one point (default: inferred from a data batch).
-    - `n_particles`: particles flowed per round; `flow_steps`: $K$; `t1`: the horizon.
+    - `n_particles`: particles flowed per round (with `n_particles == batch_size`, each
+      descent pairs every particle once with a data point, as the authors' code does);
+      `flow_steps`: $K$; `eta`: the step multiplier $\eta$ (the authors' `eta`, which does
+      not change the times $D$ sees); `t1`: the horizon; `entropy_reg`: the variance rate
+      $\varepsilon$ of the noise added along the flow (their `entropy_reg`), see
+      [`discriminator_flow_sample`][gpm_sde.train.discriminator_flow_sample].
     - `prior`: the initial law: `None` for $\mathcal{N}(0, I)$, a law with `.sample`, or a
       callable `(key, n)`.
     - `loss`: the GAN loss ([`gan_loss`][gpm_sde.losses.gan_loss] name or object).
@@ -314,7 +374,9 @@ def train_discriminator_flow(
         event_shape=event_shape,
         n_particles=n_particles,
         flow_steps=flow_steps,
+        eta=eta,
         t1=t1,
+        entropy_reg=entropy_reg,
         prior=prior,
         loss=loss,
         d_steps=d_steps,

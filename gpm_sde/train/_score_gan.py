@@ -17,10 +17,11 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_callable, check_finite, check_positive
+from .._checks import check_callable, check_positive
 from ..flows import score_gan_field
 from ..losses import dsm_loss, int_pm_loss
 from ..processes import edm
+from ..schedules import AbstractSigmaLaw, LogNormalSigma
 from ..scores import couples_particles
 from ._common import (
     EMA,
@@ -46,6 +47,9 @@ from ._loop import LoopOptions, check_steps, run_loop
 _G = TypeVar("_G")
 _S = TypeVar("_S")
 FieldAt = Literal["generated", "noised"]
+FieldWeight = Literal["sigma2", "sigma"]
+ScoreLoss = Literal["edm", "denoiser"]
+_FIELD_POWER = {"sigma2": 2, "sigma": 1}
 
 
 class ScoreGANState(eqx.Module):
@@ -121,17 +125,23 @@ def score_gan_make_step(
     p_mean: float = -1.2,
     p_std: float = 1.2,
     sigma_max: float = 80.0,
+    sigma_law: AbstractSigmaLaw | None = None,
     field_at: FieldAt = "generated",
+    field_weight: FieldWeight = "sigma2",
+    score_loss: ScoreLoss = "edm",
+    weight_data: float = 1.0,
+    weight_gen: float = 1.0,
+    g_loss_scale: float = 1.0,
     ema: float | None = None,
     lr: float = 1e-3,
 ) -> Callable[[ScoreGANState, PRNGKeyArray], tuple[ScoreGANState, dict[str, Array]]]:
     r"""One Score-GAN step (Franceschi et al. 2023, Algorithm 1) as a pure jittable
-    `step(state, key) -> (state, {"score_loss", "g_loss", "sigma"})`: `score_steps` EDM
+    `step(state, key) -> (state, {"score_loss", "g_loss", "sigma"})`: `score_steps`
     denoising-score-matching descents of the generated score on fresh generator samples,
     then, once `state.step >= warmup`, one Int-PM descent of the generator along
 
-    $$\nabla h(x) = \sigma^2\big[\nabla\log(q * k_\sigma)(x) -
-    \nabla\log(\rho_\theta * k_\sigma)(x)\big]$$
+    $$\nabla h(x) = \sigma^p\big[w_q\nabla\log(q * k_\sigma)(x) -
+    w_\rho\nabla\log(\rho_\theta * k_\sigma)(x)\big]$$
 
     and the EMA update of the generator. The arguments are those of
     [`train_score_gan`][gpm_sde.train.train_score_gan] (`latent_dim`: the size of one latent);
@@ -142,8 +152,29 @@ def score_gan_make_step(
     batch_size = check_batch_size(batch_size)
     score_steps = check_steps(score_steps, "score_steps")
     warmup = check_count("warmup", warmup)
-    check_finite("p_mean", p_mean)
-    check_positive("p_std", p_std, fix="pass e.g. p_std=1.2")
+    if sigma_law is not None and not isinstance(sigma_law, AbstractSigmaLaw):
+        raise TypeError(
+            f"`sigma_law` must be a law of noise levels such as "
+            f"`gpm_sde.schedules.KarrasSigma(0.1, 10.0, 3.0)` or None (log-normal with p_mean, "
+            f"p_std), got {type(sigma_law).__name__}."
+        )
+    # One law for both steps; the default log-normal is clipped at sigma_max for the field only.
+    law = LogNormalSigma(p_mean, p_std, sigma_max) if sigma_law is None else sigma_law
+    score_law = LogNormalSigma(p_mean, p_std) if sigma_law is None else sigma_law
+    for name, value in (("weight_data", weight_data), ("weight_gen", weight_gen)):
+        check_positive(name, value, strict=False, fix="pass e.g. 1.0")
+    check_positive("g_loss_scale", g_loss_scale, fix="pass e.g. 1.0")
+    if field_weight not in _FIELD_POWER:
+        raise ValueError(
+            f"`field_weight` must be 'sigma2' (σ² × the score difference, a difference of "
+            f"denoisers) or 'sigma' (σ ×, the GPM authors' code), got {field_weight!r}."
+        )
+    if score_loss not in ("edm", "denoiser"):
+        raise ValueError(
+            f"`score_loss` must be 'edm' (EDM-weighted denoising score matching) or "
+            f"'denoiser' (the plain ‖D(x + σε; σ) − x‖², the GPM authors' code), got "
+            f"{score_loss!r}."
+        )
     decay = check_ema(ema)
     if field_at not in ("generated", "noised"):
         raise ValueError(
@@ -163,14 +194,19 @@ def score_gan_make_step(
     s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
     shape = latent_shape(None, latent_dim)
     dtype = float_dtype()
-    field_weights = {"alpha": lambda s: s**2, "beta": lambda s: s**2, "sigma": lambda s: s}
+    power = _FIELD_POWER[field_weight]
+    field_weights = {
+        "alpha": lambda s: weight_data * s**power,
+        "beta": lambda s: weight_gen * s**power,
+        "sigma": lambda s: s,
+    }
 
     def score_loss_fn(s_model: Any, x: Any, k: PRNGKeyArray) -> Any:
-        return dsm_loss(s_model, process, x, k, weighting="edm", p_mean=p_mean, p_std=p_std)
+        return dsm_loss(s_model, process, x, k, weighting=score_loss, sigma_law=score_law)
 
     def g_loss_fn(g: Any, s_model: Any, z: Any, sigma: Any) -> Any:
         field = score_gan_field(real_score, s_model, **field_weights)
-        return int_pm_loss(g, field, z, sigma)
+        return g_loss_scale * int_pm_loss(g, field, z, sigma)
 
     def noised_g_loss_fn(g: Any, s_model: Any, z: Any, k: PRNGKeyArray) -> Any:
         # Int-PM with the field of each point at its own noised copy x_i + σ_i ε_i.
@@ -180,11 +216,11 @@ def score_gan_make_step(
         sigma = draw_sigma(k_sigma, (x.shape[0],))
         noised = x + sigma.reshape((-1,) + (1,) * (x.ndim - 1)) * jr.normal(k_eps, x.shape, dtype)
         direction = jax.vmap(lambda si, yi: field(si, yi[None], None)[0])(sigma, noised)
-        return jnp.sum(x * -jax.lax.stop_gradient(direction)) / x.shape[0], sigma
+        surrogate = jnp.sum(x * -jax.lax.stop_gradient(direction)) / x.shape[0]
+        return g_loss_scale * surrogate, sigma
 
     def draw_sigma(k: PRNGKeyArray, shape: tuple[int, ...]) -> Any:
-        sigma = jnp.exp(p_mean + p_std * jr.normal(k, shape, dtype=dtype))
-        return jnp.minimum(sigma, sigma_max)
+        return law.sample(k, shape, dtype)
 
     def step(state: ScoreGANState, key: PRNGKeyArray) -> tuple[ScoreGANState, dict[str, Array]]:
         _check_ema_matches(decay, state.ema, "score_gan")
@@ -237,7 +273,13 @@ def train_score_gan(
     p_mean: float = -1.2,
     p_std: float = 1.2,
     sigma_max: float = 80.0,
+    sigma_law: AbstractSigmaLaw | None = None,
     field_at: FieldAt = "generated",
+    field_weight: FieldWeight = "sigma2",
+    score_loss: ScoreLoss = "edm",
+    weight_data: float = 1.0,
+    weight_gen: float = 1.0,
+    g_loss_scale: float = 1.0,
     g_optimizer: optax.GradientTransformation | None = None,
     s_optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
@@ -251,20 +293,34 @@ def train_score_gan(
     Per step:
 
     1. `score_steps` descents of denoising score matching of the **generated-score network**
-       on fresh generator samples $x = G_\theta(z)$ (EDM noise levels
-       $\ln\sigma \sim \mathcal{N}(P_{\rm mean}, P_{\rm std}^2)$,
-       [`dsm_loss`][gpm_sde.losses.dsm_loss] with `weighting="edm"`), so that
-       $s_\psi(\sigma, \cdot) \approx \nabla\log(\rho_\theta * k_\sigma)$;
-    2. one Int-PM descent of the generator ([`int_pm_loss`][gpm_sde.losses.int_pm_loss]) along
-       the Score-GAN field ([`score_gan_field`][gpm_sde.flows.score_gan_field]) at one noise
-       level $\sigma$ drawn from the same law, weighted by $\sigma^2$:
+       on fresh generator samples $x = G_\theta(z)$ ([`dsm_loss`][gpm_sde.losses.dsm_loss]
+       with `weighting=score_loss`: `"edm"`, Karras et al.'s weighted loss, or `"denoiser"`,
+       the plain $\|D(x + \sigma\varepsilon;\sigma) - x\|^2$), $\sigma$ drawn from
+       `sigma_law`, so that $s_\psi(\sigma, \cdot) \approx
+       \nabla\log(\rho_\theta * k_\sigma)$;
+    2. one Int-PM descent of the generator ([`int_pm_loss`][gpm_sde.losses.int_pm_loss],
+       multiplied by `g_loss_scale`) along the Score-GAN field
+       ([`score_gan_field`][gpm_sde.flows.score_gan_field]) at noise levels $\sigma$ from the
+       same law:
 
-    $$\nabla h(x) = \sigma^2\big[\nabla\log(q * k_\sigma)(x) -
-    \nabla\log(\rho_\theta * k_\sigma)(x)\big] = D_q(x;\sigma) - D_{\rho}(x;\sigma),$$
+    $$\nabla h(x) = \sigma^p\big[w_q\nabla\log(q * k_\sigma)(x) -
+    w_\rho\nabla\log(\rho_\theta * k_\sigma)(x)\big],$$
 
-    the difference of the two optimal denoisers (Tweedie), which keeps the field $O(1)$ at
-    every noise level (the $\lambda(\sigma)$ weighting of the paper's eq. 9). At the
-    fixed point $\rho_\theta * k_\sigma = q * k_\sigma$ for all $\sigma$, i.e. $\rho_\theta = q$.
+    with $w_q$ = `weight_data`, $w_\rho$ = `weight_gen` and the power $p$ set by
+    `field_weight`: `"sigma2"` (the default) gives, for $w_q = w_\rho = 1$,
+    $D_q(x;\sigma) - D_{\rho}(x;\sigma)$, the difference of the two optimal denoisers
+    (Tweedie), $O(1)$ at every noise level; `"sigma"` is the GPM authors' code
+    (`ScoreGAN.forward_generator`: $\sigma\nabla\log = (D - x)/\sigma$). At the fixed point
+    $\rho_\theta * k_\sigma = q * k_\sigma$ for all $\sigma$, i.e. $\rho_\theta = q$ (for
+    $w_q = w_\rho$).
+
+    **The authors' algorithm.** The GPM authors' code (github.com/White-Link/gpm,
+    `gpm/models/score_gan/score_gan.py`) is `field_weight="sigma"`, `field_at="noised"`,
+    `sigma_law=KarrasSigma(0.1, 10, 3)` (one $\sigma$ per point), `score_loss="denoiser"`,
+    `score_steps=10`, batch 128 and Adam(2e-4) for both networks:
+    [`official_score_gan`][gpm_sde.train.official_score_gan] returns exactly these keywords.
+    The defaults here are this library's first choices (σ² weight, the field at the generated
+    points, EDM's log-normal law, one σ per step, the EDM-weighted loss, one score step).
 
     Where the field is evaluated (`field_at`):
 
@@ -303,9 +359,17 @@ def train_score_gan(
       [`train_gan`][gpm_sde.train.train_gan].
     - `score_steps`: score descents per generator step; `warmup`: score-only steps first
       (counted in `steps`), so the generated score fits the initial generator.
-    - `p_mean`, `p_std`: the log-normal law of $\sigma$ (Karras et al. 2022: −1.2, 1.2; use a
-      law matching the data's scale); `sigma_max`: the largest $\sigma$ of the EDM process.
+    - `p_mean`, `p_std`: the log-normal law of $\sigma$ when `sigma_law` is `None` (Karras et
+      al. 2022: −1.2, 1.2; use a law matching the data's scale); `sigma_max`: the largest
+      $\sigma$ of the EDM process (the field's log-normal $\sigma$ is clipped there).
+    - `sigma_law`: the law of $\sigma$ for both steps
+      ([`AbstractSigmaLaw`][gpm_sde.schedules.AbstractSigmaLaw], e.g.
+      [`KarrasSigma`][gpm_sde.schedules.KarrasSigma]); `None`: log-normal as above.
     - `field_at`: `"generated"` or `"noised"`, see above.
+    - `field_weight`: `"sigma2"` or `"sigma"`, the power of $\sigma$ in the field.
+    - `score_loss`: `"edm"` or `"denoiser"`, the generated score's loss.
+    - `weight_data`, `weight_gen`: $w_q$, $w_\rho$ of the field (the authors' `weight_data`,
+      `weight_gen`); `g_loss_scale`: the generator loss's factor (their `gen_loss_scale`).
     - `g_optimizer`, `s_optimizer`: optax transformations (default `optax.adam(lr)`).
     - `ema`: if set, a decay $d$: the returned generator is the bias-corrected exponential
       moving average of its iterates, as in [`train_gan`][gpm_sde.train.train_gan]. The
@@ -336,7 +400,13 @@ def train_score_gan(
         p_mean=p_mean,
         p_std=p_std,
         sigma_max=sigma_max,
+        sigma_law=sigma_law,
         field_at=field_at,
+        field_weight=field_weight,
+        score_loss=score_loss,
+        weight_data=weight_data,
+        weight_gen=weight_gen,
+        g_loss_scale=g_loss_scale,
         ema=ema,
     )
     state = score_gan_init(
