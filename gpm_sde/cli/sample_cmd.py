@@ -126,10 +126,12 @@ def draw(cfg: RunConfig, models: tuple[Any, ...], d: Any, key: Any, n: int, step
         return reverse_sde_sample(process, models[0], key, n, d.event_shape, steps=steps, lam=lam).x
     if family == "discriminator-flow":
         t = cfg["train"]
-        kwargs = {k: t[k] for k in ("t1", "flow_steps") if t.get(k) is not None}
+        names = ("t1", "flow_steps", "eta", "entropy_reg")
+        kwargs = {k: t[k] for k in names if t.get(k) is not None}
         y0 = jr.normal(key, (n, *d.event_shape))
         kind = field_kind(gan_loss(cfg["model"]["loss"]))
-        return discriminator_flow_sample(models[0], y0, kind=kind, **kwargs)
+        noise_key = jr.fold_in(key, 1)  # for entropy_reg > 0
+        return discriminator_flow_sample(models[0], y0, kind=kind, key=noise_key, **kwargs)
     g = models[0]
     z = jr.normal(key, (n, g.latent_dim))
     return jax.vmap(g)(z)
