@@ -43,9 +43,8 @@ def _train(p: GaussianMixture, q: GaussianMixture, steps: int, key: PRNGKeyArray
 
     def d_loss(d: MLPDiscriminator, k: PRNGKeyArray) -> Float[Array, ""]:
         kp, kq = jr.split(k)
-        return MinimaxGAN().discriminator_loss(
-            jax.vmap(d)(p.sample(kp, BATCH)), jax.vmap(d)(q.sample(kq, BATCH))
-        )
+        real, fake = jax.vmap(d)(p.sample(kp, BATCH)), jax.vmap(d)(q.sample(kq, BATCH))
+        return MinimaxGAN().discriminator_loss(real, fake)
 
     return fit(MLPDiscriminator(1, HIDDEN, DEPTH, key=init_key), d_loss, steps, LR, fit_key)
 
