@@ -110,6 +110,31 @@ def random_affine(
     return affine(float(v0), float((v1 - v0) / t1)), (float(v0), float(v1))
 
 
+DIFFFLOW_T = 2.0
+"""The horizon of the random DiffFlow problems of `gaussian_problem`."""
+
+
+def gaussian_problem(seed: int) -> tuple[tuple, dict]:
+    r"""A random 2-D DiffFlow problem (of the claims `diffflow-invariance-gaussian` and
+    `diffflow-likelihood`), as `gaussian_diffflow`'s arguments
+    $(m, S_0, \mu_0, \Sigma_0, \beta, \sigma, a)$ ($\mu_0$ 3 away from $m$; affine schedules on
+    $[0, T]$ with $T$ = `DIFFFLOW_T`, $\sigma(s)$ decreasing from $[0.8, 1.5]$ to
+    $[0.05, 0.3]$) and as text."""
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0.0, 1.5, 2)
+    s0 = random_spd(rng, 2, ridge=0.2)
+    direction = rng.normal(size=2)
+    mu0 = m + 3.0 * direction / np.linalg.norm(direction)
+    sigma0 = 0.5 * random_spd(rng, 2, ridge=0.3)
+    beta, b = random_affine(rng, 0.5, 1.5, DIFFFLOW_T)
+    v0, v1 = float(rng.uniform(0.8, 1.5)), float(rng.uniform(0.05, 0.3))
+    a, av = random_affine(rng, -0.5, 0.3, DIFFFLOW_T)
+    text = {k: np.round(v, 2).tolist() for k, v in dict(m=m, s0=s0, mu0=mu0, sigma0=sigma0).items()}
+    ends = zip("βσa", (b, (v0, v1), av), strict=True)
+    text |= dict(t_end=DIFFFLOW_T, ends=", ".join(f"{k}: {u:.2f} → {v:.2f}" for k, (u, v) in ends))
+    return (m, s0, mu0, sigma0, beta, affine(v0, (v1 - v0) / DIFFFLOW_T), a), text
+
+
 def mixture_1d(
     weights: Sequence[float], means: Sequence[float], stds: Sequence[float]
 ) -> GaussianMixture:

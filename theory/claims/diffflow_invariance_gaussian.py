@@ -20,35 +20,15 @@ from gpm_sde.scores import AnnealedScore, SmoothedMixtureScore
 from gpm_sde.verify import euler_maruyama_moments, moment_z_scores, two_sample_z_scores
 
 from ..figures import CloudPanel, Curve, CurvePanel, panel_row
-from ..laws import affine, gaussian, random_affine, random_spd
+from ..laws import DIFFFLOW_T as T, gaussian, gaussian_problem
 from ..types import Claim, Measurement, table
 
 Z_TOLERANCE = 5.0
 SEED = 2023_0310
-T = 2.0
 LABELS = {0.0: "g = 0", 0.5: "g = ½√(2β)", 1.0: "g = √(2β)"}  # g = c√(2β) for these c
 PLOT_EVERY = 10
 STYLES = (("o", "tab:blue"), ("s", "tab:orange"), ("^", "tab:green"))
 MOMENT_NAMES = ("mean₁", "mean₂", "Σ₁₁", "Σ₁₂", "Σ₂₂")
-
-
-def gaussian_problem(seed: int) -> tuple[tuple, dict]:
-    r"""A random 2-D problem (also `diffflow-likelihood`'s), as `gaussian_diffflow`'s arguments
-    $(m, S_0, \mu_0, \Sigma_0, \beta, \sigma, a)$ ($\mu_0$ 3 away from $m$; affine schedules on
-    $[0, T]$, $\sigma(s)$ decreasing from $[0.8, 1.5]$ to $[0.05, 0.3]$) and as text."""
-    rng = np.random.default_rng(seed)
-    m = rng.normal(0.0, 1.5, 2)
-    s0 = random_spd(rng, 2, ridge=0.2)
-    direction = rng.normal(size=2)
-    mu0 = m + 3.0 * direction / np.linalg.norm(direction)
-    sigma0 = 0.5 * random_spd(rng, 2, ridge=0.3)
-    beta, b = random_affine(rng, 0.5, 1.5, T)
-    v0, v1 = float(rng.uniform(0.8, 1.5)), float(rng.uniform(0.05, 0.3))
-    a, av = random_affine(rng, -0.5, 0.3, T)
-    text = {k: np.round(v, 2).tolist() for k, v in dict(m=m, s0=s0, mu0=mu0, sigma0=sigma0).items()}
-    ends = zip("βσa", (b, (v0, v1), av), strict=True)
-    text |= dict(t_end=T, ends=", ".join(f"{k}: {u:.2f} → {v:.2f}" for k, (u, v) in ends))
-    return (m, s0, mu0, sigma0, beta, affine(v0, (v1 - v0) / T), a), text
 
 
 @eqx.filter_jit

@@ -16,9 +16,8 @@ from gpm_sde import SDE, GaussianMixture, diffflow, flow_log_likelihood
 from gpm_sde.flows import GaussianDiffFlow, gaussian_diffflow
 from gpm_sde.scores import AnnealedScore, SmoothedMixtureScore
 
-from ..laws import gaussian
+from ..laws import DIFFFLOW_T as T, gaussian, gaussian_problem
 from ..types import Claim, Measurement, table
-from .diffflow_invariance_gaussian import T, gaussian_problem
 
 RTOL = 1e-8  # rtol = atol of `flow_log_likelihood`'s adaptive solver
 COARSE = 1e-6  # a coarser one, run to show that the error follows the solver's tolerance
