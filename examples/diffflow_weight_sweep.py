@@ -1,6 +1,6 @@
 """DiffFlow's weight sweep: one law, a whole range of dynamics between GAN and diffusion.
 
-DiffFlow (Zhang et al. 2023) moves particles by
+This library's form of the DiffFlow SDE (Zhang et al. 2023) moves particles by
 
     dx = [β ∇log q_σ(s)(x) − (β − ½g²) ∇log p_s(x)] ds + g dW,
 

@@ -1,4 +1,4 @@
-r"""The DiffFlow SDE (Zhang et al. 2023): GANs and diffusion as the two ends of one SDE."""
+r"""This library's form of the DiffFlow SDE (Zhang et al. 2023): GANs and diffusion at its ends."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def diffflow(
     g: Schedule,
     f: AbstractDrift | Schedule | None = None,
 ) -> SDE:
-    r"""The DiffFlow SDE in generation time $s$ (Zhang et al. 2023, eq. 9–10):
+    r"""This library's form of the DiffFlow SDE (Zhang et al. 2023), in generation time $s$:
 
     $$dx = \Big[f(s, x) + \beta(s)\,\nabla\log q_{\sigma(s)}(x)
     - \big(\beta(s) - \tfrac12 g(s)^2\big)\nabla\log p_s(x)\Big]\,ds + g(s)\,dW_s .$$
@@ -34,6 +34,12 @@ def diffflow(
     [`reweight_noise`][gpm_sde.reweight_noise] applied to the $g = 0$ flow). $g = 0$ is the
     GAN end ([`gan_flow`][gpm_sde.gan_flow]), $g^2 = 2\beta$ the Langevin end
     ([`langevin_flow`][gpm_sde.langevin_flow]).
+
+    The equation is reconstructed from the abstract of Zhang et al. 2023 (a drift made of
+    weighted scores of the real and the generated data; weights that can be changed while the
+    marginals stay invariant; GANs and score-based diffusion models as special cases; exact
+    likelihood) and from the Fokker–Planck argument above, not copied from the paper's body:
+    see the docs page Theory › DiffFlow, section "What is reconstructed".
 
     **Arguments:**
 
@@ -69,7 +75,9 @@ def gan_flow(
     = f + \beta(s)\,\nabla_x\operatorname{logit} D^*_s(x),$$
 
     the gradient of the logit of the optimal vanilla-GAN discriminator
-    $D^* = q_\sigma/(q_\sigma + p_s)$ (Zhang et al. 2023, §3.2; Goodfellow et al. 2014).
+    $D^* = q_\sigma/(q_\sigma + p_s)$ (Goodfellow et al. 2014, Prop. 1). That the GAN dynamics
+    are described by DiffFlow is stated in Zhang et al. 2023, abstract; that they are its member
+    $g = 0$ is how this library's form of the DiffFlow SDE places them.
     """
     return diffflow(real_score, gen_score, beta, 0.0, f)
 
@@ -89,10 +97,10 @@ def langevin_flow(
     whose stationary law is $q$ (Roberts & Tweedie 1996; Song & Ermon 2019, eq. 4 in the limit
     of a small step): $\beta \ge 0$ is a time change. One Euler–Maruyama step of length
     $\Delta s$ is the unadjusted Langevin update $x + h\nabla\log q(x) + \sqrt{2h}\,z$ with
-    step $h = \beta(s)\Delta s$. In DiffFlow (Zhang et al. 2023, §3.2) $q_s = q_{\sigma(s)}$ is
-    the data law smoothed at the level $\sigma(s)$ and the generated-score term vanishes; with
-    $\beta$ and $\sigma$ piecewise constant it is annealed Langevin dynamics (NCSN, Song &
-    Ermon 2019, Algorithm 1;
+    step $h = \beta(s)\Delta s$. In this library's form of the DiffFlow SDE
+    ([`diffflow`][gpm_sde.diffflow]) $q_s = q_{\sigma(s)}$ is the data law smoothed at the level
+    $\sigma(s)$ and the generated-score term vanishes; with $\beta$ and $\sigma$ piecewise
+    constant it is annealed Langevin dynamics (NCSN, Song & Ermon 2019, Algorithm 1;
     [`annealed_langevin`][gpm_sde.samplers.annealed_langevin]).
 
     **Arguments:**

@@ -26,7 +26,8 @@ class SmoothedMixtureScore(eqx.Module):
 
 class AnnealedScore(AbstractTimeChangedScore):
     r"""A $\sigma$-conditioned score annealed by a schedule: `(s, x) -> score(σ(s), x)`, the
-    real-data score $\nabla\log q_{\sigma(s)}$ of DiffFlow (Zhang et al. 2023, eq. 9).
+    real-data score $\nabla\log q_{\sigma(s)}$ of this library's form of the DiffFlow SDE
+    ([`diffflow`][gpm_sde.diffflow]; Zhang et al. 2023).
 
     A cloud score stays a cloud score (see
     [`AbstractTimeChangedScore`][gpm_sde.scores.AbstractTimeChangedScore]).

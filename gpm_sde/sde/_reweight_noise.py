@@ -21,7 +21,8 @@ def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule)
 
     has the same marginals for every $\lambda \ge 0$: both Fokker–Planck right-hand sides equal
     $-\nabla\cdot(p\,b) + \tfrac12 g^2\Delta p$, because $\nabla\cdot(p\nabla\log p) = \Delta p$
-    (Song et al. 2021, appendix D.1; Zhang et al. 2023, §3).
+    (Song et al. 2021, appendix D.1; for DiffFlow, the invariance of the marginals to the score
+    weights stated in Zhang et al. 2023, abstract).
 
     **Arguments:**
 

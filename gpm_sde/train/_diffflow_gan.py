@@ -88,7 +88,8 @@ def diffflow_gan_make_step(
     lr: float = 1e-3,
 ) -> Callable[[DiffFlowGANState, PRNGKeyArray], tuple[DiffFlowGANState, dict[str, Array]]]:
     r"""One DiffFlow-GAN step as a pure jittable `step(state, key) -> (state, {"g_loss"})`:
-    one Int-PM descent of the generator along the DiffFlow drift (Zhang et al. 2023, eq. 9–10)
+    one Int-PM descent of the generator along the drift of this library's form of the DiffFlow
+    SDE ([`diffflow`][gpm_sde.diffflow]; Zhang et al. 2023)
 
     $$b_g(s, x) = \beta\,\nabla\log q_{\sigma(s)}(x) - \big(\beta - \tfrac12 g^2\big)
     \nabla\log p_\theta(x)$$
@@ -148,8 +149,9 @@ def train_diffflow_gan(
     trainable: Trainable = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_G, dict[str, np.ndarray]]:
-    r"""Train a generator along the DiffFlow drift at a chosen $g$ (Zhang et al. 2023, eq.
-    9–10) by Int-PM ([`int_pm_loss`][gpm_sde.losses.int_pm_loss]):
+    r"""Train a generator along the drift of this library's form of the DiffFlow SDE
+    ([`diffflow`][gpm_sde.diffflow]; Zhang et al. 2023) at a chosen $g$ by Int-PM
+    ([`int_pm_loss`][gpm_sde.losses.int_pm_loss]):
 
     $$b_g(s, x) = \beta\,\nabla\log q_{\sigma(s)}(x) - \big(\beta - \tfrac12 g^2\big)
     \nabla\log p_\theta(x),\qquad
@@ -173,13 +175,15 @@ def train_diffflow_gan(
 
     **What $g$ does to a generator.** For particles, the Brownian term $g\,dW$ compensates
     the $\tfrac12 g^2\nabla\log p$ removed from the drift, and the law is the same for every
-    $g$ (Zhang et al. 2023, §3). A generator with fresh latents at every step cannot store
-    per-particle noise: the Brownian increment has zero mean and adds nothing to the expected Int-PM
-    gradient, so the generator follows $b_g$ alone. $g = 0$ is the GAN end (the full
-    repulsion $-\beta\nabla\log p_\theta$; fixed point $p_\theta = q_\sigma$); growing $g$ weakens
-    the repulsion, and at $g^2 = 2\beta$ the generator climbs $\nabla\log q_\sigma$ only and
-    collapses onto its modes. For $0 < g^2 < 2\beta$ the fixed point is
-    $p_\theta * k_\sigma \propto q_\sigma^{\beta/(\beta - g^2/2)}$, a sharpened target.
+    $g$ (the marginals' invariance to the weights stated in Zhang et al. 2023, abstract; derived
+    by the Fokker–Planck argument in the docs page Theory › DiffFlow). A generator with fresh
+    latents at every step cannot store per-particle noise: the Brownian increment has zero mean
+    and adds nothing to the expected Int-PM gradient, so the generator follows $b_g$ alone.
+    $g = 0$ is the GAN end (the full repulsion $-\beta\nabla\log p_\theta$; fixed point
+    $p_\theta = q_\sigma$); growing $g$ weakens the repulsion, and at $g^2 = 2\beta$ the generator
+    climbs $\nabla\log q_\sigma$ only and collapses onto its modes. For $0 < g^2 < 2\beta$ the
+    fixed point is $p_\theta * k_\sigma \propto q_\sigma^{\beta/(\beta - g^2/2)}$, a sharpened
+    target.
 
     **Arguments:**
 
