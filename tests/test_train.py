@@ -283,26 +283,52 @@ def test_train_diffflow_gan_fixed_points(key):
     assert abs(std1**2 + DIFFFLOW_SIGMA**2 - smoothed / 2) < 0.1 * smoothed / 2, std1
 
 
-def test_train_discriminator_flow_carries_the_prior_to_the_data(key):
+@pytest.mark.parametrize(
+    "seed", [0, *(pytest.param(seed, marks=pytest.mark.slow) for seed in range(1, 10))]
+)
+def test_train_discriminator_flow_carries_the_prior_to_the_data(seed):
+    r"""Non-saturating Discriminator Flow from $\mathcal{N}(0, 1)$ to $\mathcal{N}(2, 0.5^2)$
+    with a zero-centred R1 penalty ($\gamma = 0.1$).
+
+    Not the default interpolation penalty $\lambda(|\partial_x D| - 1)^2$, $\lambda = 1$:
+    its pull $2\lambda$ towards $|\partial_x D| = 1$ exceeds the loss's pull on the slope
+    ($\approx$ half the mean gap, 1) near $\partial_x D = 0$, so the critic keeps the sign
+    of its initial slope. Keys 1 and 5 start with $D$ decreasing in $x$ (mean slope −0.07,
+    −0.06) and stay there: the flow runs away from the data (final mean −0.4 at 40 and at
+    80 rounds); on the other keys the non-vanishing unit slope at the data over-disperses
+    the cloud (std 0.58–0.69). With R1 the slope vanishes with the gap (see
+    `tests/test_discriminator_flow.py`).
+
+    The cloud settles within 10–15 rounds, then fluctuates round to round by ≈ 0.07 in the
+    mean. Bounds from the key-to-key spread at 25 rounds, keys 0–19 (20 of 20 pass): mean
+    1.95 ± 0.07 (range 1.82–2.11), std 0.456 ± 0.029 (range 0.39–0.49; 9 % under-dispersed);
+    mean in [1.7, 2.3] and std in [0.35, 0.6] are ≥ 3.6 of those SDs from the measured
+    centre, a normal-model failure rate ≈ 3e-4 per key (the sample's own SE, ≈ 0.008 at
+    4000 points, is negligible). A negated field sends the mean to −3.7; 7 of the 8
+    over-dispersed default-penalty clouds fail the std bound. A time label one step late
+    still passes here (the flow self-corrects): `test_discriminator_flow.py` pins the
+    labels exactly. Keys 1–9: `-m slow`."""
+    key = jr.key(seed)
     d = nn.MLPDiscriminator(1, 32, 2, key=key, time_conditioned=True, fourier_scale=1.0)
     flow = {"t1": 3.0, "flow_steps": 12}
     d, history = train.train_discriminator_flow(
         d,
         DATA_1D,
         key,
-        steps=40,
+        steps=25,
         n_particles=512,
         d_steps=10,
         batch_size=256,
+        penalty="r1",
+        penalty_weight=0.1,
         lr=3e-3,
         progress=False,
+        chunk=25,  # one compiled chunk: compiling dominates the ≈ 5 s CPU of this test
         **flow,
     )
     y0 = jr.normal(jr.key(7), (4000, 1))
     x = np.asarray(train.discriminator_flow_sample(d, y0, **flow))[:, 0]
-    # Starting from N(0, 1) (mean 2 away): a budget of 0.25 on the mean and the std, several
-    # times the Monte Carlo SE (≈ 0.01) and far below the starting gap.
-    assert abs(x.mean() - MU) < 0.25 and abs(x.std() - STD) < 0.25, (x.mean(), x.std())
+    assert 1.7 < x.mean() < 2.3 and 0.35 < x.std() < 0.6, (x.mean(), x.std())
     assert np.all(np.isfinite(history["d_loss"]))
 
 
