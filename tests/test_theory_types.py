@@ -70,7 +70,7 @@ def test_missing_and_unused_values_are_errors(tmp_path: Path) -> None:
 
 def test_sections_must_be_complete_and_in_order(tmp_path: Path) -> None:
     swapped = TEXT.replace("## Source", "## Tmp").replace("## Method", "## Source")
-    with pytest.raises(ValueError, match="toy.md: sections"):
+    with pytest.raises(ValueError, match=r"toy\.md: sections"):
         _claim(tmp_path, swapped.replace("## Tmp", "## Method"), {})
     with pytest.raises(ValueError, match="title"):
         _claim(tmp_path, TEXT.replace("# toy-claim\n", ""), {})

@@ -357,8 +357,13 @@ def train_discriminator_flow(
       callable `(key, n)`.
     - `loss`: the GAN loss ([`gan_loss`][gpm_sde.losses.gan_loss] name or object).
     - `d_steps`: discriminator descents per round; `batch_size`: points per descent.
-    - `penalty`, `penalty_weight`: the regulariser (`"gp"`, `"r1"`, `None`), which keeps
-      $\nabla_x D$ and thus the particle speed bounded.
+    - `penalty`, `penalty_weight`: the regulariser (`"gp"`, `"r1"`, `None`; the authors'
+      code uses none). `"gp"`, $\lambda(|\nabla_x D| - 1)^2$, holds the critic's slope near 1,
+      so its field does not vanish at the data: with a WGAN or hinge critic the particles
+      settle past the data (by up to $2\lambda$ in 1-D), and a critic that starts with the
+      wrong slope can stay there (`tests/test_discriminator_flow.py` measures both).
+      `"r1"`, $\lambda|\nabla_x D|^2$ on the data, lets the slope vanish as the particles
+      reach the data; about 0.1 works on the toy problems of the tests.
     - `optimizer`: optax transformation (default `optax.adam(lr)`).
     - `trainable`: what trains ([`Trainable`][gpm_sde.train.Trainable]; default
       [`default_trainable`][gpm_sde.train.default_trainable]).
