@@ -194,12 +194,12 @@ def _solve(field, y0, ts, steps=200):
 
 
 @pytest.mark.parametrize(
-    ("kind", "sign", "low_on_data"),
-    [("hinge", 1.0, False), ("ipm", 1.0, False), ("ipm", -1.0, True)],
+    ("kind", "sign", "low_on_data"), [("hinge", 1.0, False), ("ipm", 1.0, False)]
 )
 def test_optimal_linear_cost_flow_follows_the_moment_ode(kind, sign, low_on_data, key):
-    """With c linear (hinge or IPM on the critic logit D*, high on data, or IPM on the critic
-    −logit D*, low on data as the GPM authors train it, with `low_on_data=True`) the field is
+    """With c linear (hinge or IPM on the critic logit D*, high on data; a critic low on data
+    with `low_on_data=True` gives the same field, checked exactly by
+    `test_discriminator_field_matches_hand_gradient`) the field is
     ∇log q − ∇log p̂_s: affine, with p̂_s the cloud's own Gaussian fit. Then the
     cloud's empirical mean and covariance solve *exactly* the DiffFlow moment ODE with β = 1
     (for v = −S⁻¹(x − m) + Σ̂⁻¹(x − μ̂): μ̂' = −S⁻¹(μ̂ − m),
