@@ -5,14 +5,21 @@ single-threaded: the module starts the selected scripts together, as many at a t
 machine has cores (the `examples` fixture), and each test waits for its own script's result.
 Each script still runs alone in its own process, with the same checks as one at a time.
 
-Two of them run only with the tests marked `slow` (`python -m pytest -m slow`, a CI step of its
-own), to keep the default run within its budget:
+Most of them run only with the tests marked `slow` (`python -m pytest -m slow`, a CI step of
+its own), to keep the default run within its budget; the default run keeps the three that show
+the library's core tasks (a new SDE, a plain-JAX score, a k-diffusion port) and checks the
+others' code paths in the unit tests:
 
 - `digits_diffusion.py`: its `--fast` mode is already a 10-step, 4-channel U-Net, and still
   takes about 30 s, nearly all of it compiling the U-Net (its initialisation, the training
   step and the sampler); a smaller mode would no longer be the example's model.
 - `demo.py`: the default run already runs it in-process, through `gpm-sde demo --fast`
   (`tests/test_cli.py::test_demo_fast_writes_its_files`).
+- the ports of score_sde, diffusers and equinox's example (their conventions are pinned by
+  `tests/test_adapters.py`, `tests/test_grids.py` and `tests/test_samplers.py`), the VP
+  SDE/PF-ODE comparison, the DiffFlow weight sweep and the Score-GAN and Discriminator-Flow
+  toys (`tests/test_train.py`, `tests/test_discriminator_flow.py`): 20–50 s each, mostly
+  compilation in a fresh process.
 """
 
 from __future__ import annotations
@@ -45,7 +52,17 @@ EXPECTED = {
 }
 
 
-SLOW = {"digits_diffusion.py", "demo.py"}
+SLOW = {
+    "digits_diffusion.py",
+    "demo.py",
+    "port_score_sde.py",
+    "port_diffusers.py",
+    "port_equinox_diffusion.py",
+    "vp_sde_vs_pf_ode.py",
+    "diffflow_weight_sweep.py",
+    "score_gan_toy.py",
+    "discriminator_flow_toy.py",
+}
 
 
 def test_every_example_is_tested():
