@@ -1,4 +1,4 @@
-r"""Seven generative models on GPM's five-Gaussian toy (Franceschi et al. 2023, §5), trained
+r"""Nine generative models on GPM's five-Gaussian toy (Franceschi et al. 2023, §5), trained
 from samples on the CPU, each judged by its MMD to held-out data and its mode weights.
 
     python benchmarks/five_gaussians.py                 # all models, full settings
@@ -11,6 +11,29 @@ Bar (issue 5): MMD(generated, held-out) ≤ 3 × MMD(held-out, held-out'), both 
 the held-out data); and every mode's weight within ±0.05 of 0.2, a point belonging to its
 nearest mode centre. Writes `five_gaussians.json`, `five_gaussians.md` and
 `five_gaussians.png` under `--out` (default `reports/results`).
+
+The last two models are the GPM authors' algorithms with their settings
+(github.com/White-Link/gpm, `config/{edm,score_gan,discr_flow}/gaussians/config.yaml`):
+
+- `score-gan-official`: `train.official_score_gan()` (Adam 2e-4, batch 128, 10 score steps per
+  generator step, Karras σ law on [0.1, 10] with ρ = 3, σ-weighted field at the noised points,
+  plain denoiser loss) for 3150 generator steps (their 31,500 score steps); an MLP generator of
+  width 512 and depth 4 (ReLU) from a 128-d standard normal latent; EDM-preconditioned
+  denoisers (`sigma_data = 0.5`) on `ScoreMLP`s of width 512 and depth 4 (LeakyReLU(0.2), 128
+  Fourier features of scale 16 of $\tfrac14\ln\sigma$); the data denoiser pre-trained as their
+  EDM config does: 10,000 steps of EDM-weighted DSM, log-normal σ (−1.2, 1.2), Adam 2e-4, batch
+  128, no EMA. No generator EMA (they keep none).
+- `dflow-official`: `train.official_discriminator_flow()` (non-saturating loss, no penalty,
+  Adam(2e-4, β₁ = 0.5), batch 128, 56 flow steps with η = 20) for their 4000 steps; a
+  time-conditioned `MLPDiscriminator` of width 512 and depth 4 (LeakyReLU(0.2), 128 Fourier
+  features of scale 16 of the time $k/56$) initialised by `nn.normal_init` (N(0, 0.02²), zero
+  biases); generation with `discriminator_flow_sample(D, y0, flow_steps=56, eta=20.0)`.
+
+Both run at the authors' full widths and step counts (no reduction). The one architectural
+difference that `gpm_sde.nn` imposes: the authors concatenate the Fourier features to the
+network input, while `ScoreMLP` and `MLPDiscriminator` project them (a linear layer and the
+activation) and add a learned shift to every hidden layer. With `--fast` both use width 32 and
+a handful of steps.
 """
 
 from __future__ import annotations
@@ -48,12 +71,16 @@ class Settings:
     dflow_rounds: int
     diffflow_steps: int
     sample_steps: int
+    official_width: int  # the authors' MLP width (512)
+    official_edm_steps: int  # their EDM pre-training of the data score (10,000)
+    official_score_gan_steps: int  # their 31,500 score steps = 3150 generator steps
+    official_dflow_steps: int  # their 4000 discriminator steps
 
     @staticmethod
     def make(fast: bool) -> Settings:
         if fast:
-            return Settings(200, 200, 100, 200, 10, 200, 50)
-        return Settings(6000, 6000, 4000, 4000, 600, 4000, 500)
+            return Settings(200, 200, 100, 200, 10, 200, 50, 32, 20, 4, 4)
+        return Settings(6000, 6000, 4000, 4000, 600, 4000, 500, 512, 10000, 3150, 4000)
 
 
 def vp_score_model(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
@@ -245,6 +272,103 @@ def run_diffflow_gan(key, settings, train_x, shared):
     return sample_generator(g, jr.fold_in(key, 42), N_EVAL), time.perf_counter() - start
 
 
+OFFICIAL_SIGMA_DATA = 0.5  # the authors' EDM preconditioning (their data std is about 2.2)
+OFFICIAL_DEPTH = 4
+OFFICIAL_EMBED = 128  # Fourier features
+OFFICIAL_FOURIER_SCALE = 16.0  # their FourierEmbedding's default scale
+OFFICIAL_LATENT = 128
+OFFICIAL_LR = 2e-4
+OFFICIAL_FLOW = {"flow_steps": 56, "eta": 20.0}
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+    """LeakyReLU with the authors' negative slope 0.2."""
+    return jax.nn.leaky_relu(x, 0.2)
+
+
+def official_denoiser(key: jax.Array, settings: Settings) -> nn.EDMDenoiser:
+    """The authors' EDM-preconditioned MLP score network (`sigma_data` 0.5, LeakyReLU)."""
+    net = nn.ScoreMLP(
+        2,
+        settings.official_width,
+        OFFICIAL_DEPTH,
+        OFFICIAL_EMBED,
+        key=key,
+        fourier_scale=OFFICIAL_FOURIER_SCALE,
+        activation=leaky_relu,
+    )
+    return nn.EDMDenoiser(net, sigma_data=OFFICIAL_SIGMA_DATA)
+
+
+def official_data_score(key: jax.Array, settings: Settings, train_x: jax.Array) -> Any:
+    """The data denoiser as the authors' `config/edm/gaussians`: EDM-weighted DSM, log-normal
+    σ (−1.2, 1.2), Adam 2e-4, batch 128, 10,000 steps, no EMA."""
+    start = time.perf_counter()
+    model, _ = train.fit_score(
+        official_denoiser(key, settings),
+        gpm_sde.edm(),
+        train_x,
+        jr.fold_in(key, 1),
+        steps=settings.official_edm_steps,
+        batch_size=128,
+        optimizer=optax.adam(OFFICIAL_LR),
+        weighting="edm",
+        loss_options={"sigma_data": OFFICIAL_SIGMA_DATA, "p_mean": -1.2, "p_std": 1.2},
+        progress=False,
+    )
+    print(f"  (official data score pre-trained in {time.perf_counter() - start:.0f}s)", flush=True)
+    return model
+
+
+def run_score_gan_official(key, settings, train_x, shared):
+    real = shared_model(
+        shared,
+        "edm-official",
+        lambda: official_data_score(jr.fold_in(key, 1), settings, train_x),
+    )
+    g = nn.MLPGenerator(
+        OFFICIAL_LATENT, 2, settings.official_width, OFFICIAL_DEPTH, key=jr.fold_in(key, 50)
+    )
+    s = official_denoiser(jr.fold_in(key, 51), settings)
+    g, _, _ = train.train_score_gan(
+        g,
+        s,
+        real,
+        jr.fold_in(key, 52),
+        steps=settings.official_score_gan_steps,
+        progress=False,
+        **train.official_score_gan(lr=OFFICIAL_LR),
+    )
+    start = time.perf_counter()
+    return sample_generator(g, jr.fold_in(key, 53), N_EVAL), time.perf_counter() - start
+
+
+def run_discriminator_flow_official(key, settings, train_x, shared):
+    d = nn.MLPDiscriminator(
+        2,
+        settings.official_width,
+        OFFICIAL_DEPTH,
+        key=jr.fold_in(key, 60),
+        time_conditioned=True,
+        embed_dim=OFFICIAL_EMBED,
+        fourier_scale=OFFICIAL_FOURIER_SCALE,
+        activation=leaky_relu,
+    )
+    d = nn.normal_init(d, key=jr.fold_in(key, 61), std=0.02)
+    d, _ = train.train_discriminator_flow(
+        d,
+        train_x,
+        jr.fold_in(key, 62),
+        steps=settings.official_dflow_steps,
+        progress=False,
+        **train.official_discriminator_flow(lr=OFFICIAL_LR),
+    )
+    start = time.perf_counter()
+    y0 = jr.normal(jr.fold_in(key, 63), (N_EVAL, 2))
+    x = train.discriminator_flow_sample(d, y0, **OFFICIAL_FLOW)
+    return x, time.perf_counter() - start
+
+
 MODELS: dict[str, Callable[..., Any]] = {
     "score-reverse-sde": run_reverse_sde,
     "score-pf-ode": run_pf_ode,
@@ -253,6 +377,8 @@ MODELS: dict[str, Callable[..., Any]] = {
     "score-gan": run_score_gan,
     "discriminator-flow": run_discriminator_flow,
     "diffflow-gan": run_diffflow_gan,
+    "score-gan-official": run_score_gan_official,
+    "dflow-official": run_discriminator_flow_official,
 }
 
 
