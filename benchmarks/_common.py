@@ -14,9 +14,17 @@ import jax
 import jax.random as jr
 
 
-def parse_args(doc: str | None, models: dict[str, Callable[..., Any]], argv: list[str] | None):
-    """`--model NAME` (repeatable; default: all), `--fast`, `--out DIR`, `--seed N`."""
+def parse_args(
+    doc: str | None,
+    models: dict[str, Callable[..., Any]],
+    argv: list[str] | None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+):
+    """`--model NAME` (repeatable; default: all), `--fast`, `--out DIR`, `--seed N`, and
+    whatever `extra(parser)` adds."""
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--model", action="append", choices=sorted(models))
     parser.add_argument("--fast", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("reports/results"))
