@@ -1,17 +1,21 @@
 r"""Checkpoints: a training state written with `eqx.tree_serialise_leaves` (no pickle) behind a
-one-line JSON header that names the trainer and the step."""
+one-line JSON header that names the trainer, the step and the SHA-256 digest of the arrays."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 import equinox as eqx
 
 _MAGIC = b"gpm_sde-checkpoint\n"
-_VERSION = 1
+_VERSION = 2
+_READABLE = (1, 2)  # version 1: no digest
 _T = TypeVar("_T")
 
 
@@ -23,11 +27,13 @@ class CheckpointError(ValueError):
 def save_checkpoint(path: str | os.PathLike[str], state: Any, *, trainer: str, step: int) -> Path:
     r"""Write `state` (any pytree of arrays and equinox modules: a named training state such as
     [`ScoreState`][gpm_sde.train.ScoreState], or models and optimiser states)
-    to `path`, atomically: the file is written next to `path` and renamed over it, so an
-    interrupted save never leaves a half-written checkpoint.
+    to `path`, atomically: the file is written under a unique name next to `path`, flushed to
+    the disk (`fsync`) and renamed over it, so an interrupted save (a crash, SIGKILL, Ctrl-C)
+    never leaves a half-written checkpoint.
 
     The format is a header line `gpm_sde-checkpoint`, a JSON line
-    `{"version": 1, "trainer": ..., "step": ...}`, then the leaves in
+    `{"version": 2, "trainer": ..., "step": ..., "sha256": ...}` (the SHA-256 digest of the
+    arrays, verified by [`load_checkpoint`][gpm_sde.train.load_checkpoint]), then the leaves in
     [`eqx.tree_serialise_leaves`](https://docs.kidger.site/equinox/api/serialisation/) order.
     Only arrays are stored; the structure comes from the `like` state passed to
     [`load_checkpoint`][gpm_sde.train.load_checkpoint].
@@ -39,20 +45,88 @@ def save_checkpoint(path: str | os.PathLike[str], state: Any, *, trainer: str, s
     - `trainer`: the name of the training loop, checked when loading.
     - `step`: the number of completed steps.
     """
-    path = Path(path)
+    path = check_checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    header = {"version": _VERSION, "trainer": trainer, "step": int(step)}
-    with open(tmp, "wb") as f:
-        f.write(_MAGIC)
-        f.write(json.dumps(header).encode() + b"\n")
-        eqx.tree_serialise_leaves(f, state)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, state)
+    payload = buffer.getvalue()
+    header = {
+        "version": _VERSION,
+        "trainer": trainer,
+        "step": int(step),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    _write_atomic(path, _MAGIC + json.dumps(header).encode() + b"\n" + payload)
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a uniquely named file next to `path`, flush it to the disk, rename it
+    over `path` and flush the folder: a crash at any point leaves either the old file or the
+    new one, never a mixture, and two writers never share a temporary file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # also KeyboardInterrupt: never leave the temporary file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to the disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_checkpoint_path(path: Any, name: str = "checkpoint") -> Path:
+    """`path` as a `Path` a checkpoint can be written to, or a `CheckpointError` naming the
+    argument: not a path, an existing folder, or under a file or an unwritable folder. Called
+    by the training loops before the first step, so that a bad path fails before training."""
+    if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+        raise CheckpointError(
+            f"`{name}` must be a file path (str or path-like), got {type(path).__name__} {path!r}."
+        )
+    text = os.fspath(path)
+    if not text or "\x00" in text:
+        raise CheckpointError(f"`{name}` must be a non-empty file path, got {text!r}.")
+    path = Path(text)
+    if path.is_dir():
+        raise CheckpointError(
+            f"`{name}` {text!r} is a folder; pass a file path in it, e.g. "
+            f"{str(path / 'checkpoint.eqx')!r}."
+        )
+    parent = path.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CheckpointError(
+            f"`{name}` {text!r} cannot be created: {str(parent)!r} is a file, not a folder."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CheckpointError(
+            f"`{name}` {text!r} cannot be written: the folder {str(parent)!r} is not writable."
+        )
     return path
 
 
 def read_checkpoint_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON header of the checkpoint at `path` (`version`, `trainer`, `step`)."""
+    """The JSON header of the checkpoint at `path` (`version`, `trainer`, `step` and, from
+    version 2 on, `sha256`)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -78,10 +152,18 @@ def _read_header(f: Any, path: Path) -> dict[str, Any]:
             f"`checkpoint` {str(path)!r} has a corrupted header ({err}); the file is damaged: "
             f"delete it and train again, or restore a copy."
         ) from None
-    if version != _VERSION or not isinstance(trainer, str) or not isinstance(step, int):
+    digest = header.get("sha256") if isinstance(header, dict) else None
+    if (
+        version not in _READABLE
+        or not isinstance(trainer, str)
+        or not isinstance(step, int)
+        or isinstance(step, bool)
+        or step < 0
+        or (version >= 2 and not isinstance(digest, str))
+    ):
         raise CheckpointError(
             f"`checkpoint` {str(path)!r} has an unsupported header {header!r}; this version of "
-            f"gpm_sde reads version {_VERSION}."
+            f"gpm_sde reads versions {', '.join(map(str, _READABLE))}."
         )
     return header
 
@@ -94,8 +176,9 @@ def load_checkpoint(
 
     Raises [`CheckpointError`][gpm_sde.train.CheckpointError] naming the file and what is wrong
     when it is missing, is not a checkpoint, was written by another trainer, is truncated or
-    has trailing bytes, or holds arrays whose shapes or dtypes differ from `like`'s (a model
-    built with other sizes, or float32 against float64).
+    corrupted (its arrays do not match the digest of its header), has trailing bytes, or
+    holds arrays whose shapes or dtypes differ from `like`'s (a model built with other sizes,
+    or float32 against float64).
 
     **Arguments:**
 
@@ -117,20 +200,28 @@ def load_checkpoint(
                 f"`checkpoint` {str(path)!r} was written by `{header['trainer']}`, not "
                 f"`{trainer}`; pass a checkpoint of this trainer or another path."
             )
-        try:
-            state = eqx.tree_deserialise_leaves(f, like)
-        except Exception as err:  # numpy/equinox raise several types on bad files
-            raise CheckpointError(
-                f"`checkpoint` {str(path)!r} does not match the {_kind(like)} it is loaded "
-                f"into, or is truncated ({type(err).__name__}: {err}); build the "
-                f"models with the sizes and dtype used when it was written, or start afresh."
-            ) from None
-        if f.read(1):
-            raise CheckpointError(
-                f"`checkpoint` {str(path)!r} holds more arrays than the {_kind(like)} it is "
-                f"loaded into; it was written for a larger model or another optimiser: build the "
-                f"same models and optimisers as when it was written."
-            )
+        payload = f.read()
+    digest = header.get("sha256")
+    if digest is not None and hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(
+            f"`checkpoint` {str(path)!r} is truncated or corrupted: its arrays do not match the "
+            f"SHA-256 digest of its header; restore a copy, or delete it and train afresh."
+        )
+    f = io.BytesIO(payload)
+    try:
+        state = eqx.tree_deserialise_leaves(f, like)
+    except Exception as err:  # numpy/equinox raise several types on bad files
+        raise CheckpointError(
+            f"`checkpoint` {str(path)!r} does not match the {_kind(like)} it is loaded "
+            f"into, or is truncated ({type(err).__name__}: {err}); build the "
+            f"models with the sizes and dtype used when it was written, or start afresh."
+        ) from None
+    if f.read(1):
+        raise CheckpointError(
+            f"`checkpoint` {str(path)!r} holds more arrays than the {_kind(like)} it is "
+            f"loaded into; it was written for a larger model or another optimiser: build the "
+            f"same models and optimisers as when it was written."
+        )
     return state, int(header["step"])
 
 

@@ -1,8 +1,10 @@
 r"""The training loop shared by every trainer: jitted chunks of steps under `lax.scan`, a
-progress bar with the losses, checkpoints with resume, and a stop on a non-finite loss."""
+progress bar with the losses, checkpoints with resume (and the history of the whole run saved
+with them), a stop on a non-finite loss, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,13 @@ from jaxtyping import Array, Key, PRNGKeyArray
 
 from .._checks import check_int, check_key
 from .._optional import progress_bar
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import (
+    CheckpointError,
+    _write_atomic,
+    check_checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 _S = TypeVar("_S")
 StepFn = Callable[[Any, PRNGKeyArray], tuple[Any, dict[str, Array]]]
@@ -45,9 +53,12 @@ class LoopOptions(TypedDict, total=False):
     - `checkpoint_every`: save every this many steps (default `None`: at the end only).
     - `progress`: show a tqdm progress bar (default `True`; needs tqdm, the `cli` extra).
     - `chunk`: steps per jitted call (default 100).
+    - `history`: an `.npz` file the history of the whole run is written to with every
+      checkpoint (default `None`: not written).
     """
 
     checkpoint: str | os.PathLike[str] | None
+    history: str | os.PathLike[str] | None
     resume: bool
     checkpoint_every: int | None
     progress: bool
@@ -89,6 +100,7 @@ def run_loop(
     checkpoint_every: int | None = None,
     progress: bool = True,
     chunk: int = 100,
+    history: str | os.PathLike[str] | None = None,
 ) -> tuple[_S, dict[str, np.ndarray]]:
     r"""Run `steps` steps of `step_fn(state, key) -> (state, metrics)` from `state`.
 
@@ -100,7 +112,14 @@ def run_loop(
     [`TrainingDiverged`][gpm_sde.train.TrainingDiverged] naming the first bad step and metric,
     after writing the state from the start of that chunk (all of whose losses were finite) to
     `checkpoint`. Otherwise the progress bar shows the last values, and the state is saved
-    every `checkpoint_every` steps (rounded up to a chunk boundary) and at the end.
+    every `checkpoint_every` steps (rounded up to a chunk boundary) and at the end. With
+    `history=PATH`, the history of every step so far (of the steps before a resume too) is
+    written to `PATH` just before each checkpoint, so a killed run keeps a complete history up
+    to its last checkpoint. On Ctrl-C (`KeyboardInterrupt`) the state of the last completed
+    chunk is saved, and the interrupt is raised again: the run can be resumed.
+
+    The checkpoint (and history) paths are checked before the first step, so a bad path
+    raises [`CheckpointError`][gpm_sde.train.CheckpointError] before any training.
 
     **Arguments:**
 
@@ -114,6 +133,7 @@ def run_loop(
     - `checkpoint_every`: save every this many steps (`None`: at the end only).
     - `progress`: show a tqdm progress bar.
     - `chunk`: steps per jitted call.
+    - `history`: an `.npz` file for the history of the whole run (needs `checkpoint`).
 
     Returns the final state and the history: `{"step": (m,), name: (m,) ...}` for the `m`
     steps run by this call (1-based global step numbers).
@@ -126,7 +146,10 @@ def run_loop(
         chunk = min(chunk, checkpoint_every)
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs `checkpoint=PATH`, the file to resume from.")
-    ckpt = None if checkpoint is None else Path(checkpoint)
+    ckpt = None if checkpoint is None else check_checkpoint_path(checkpoint)
+    if history is not None and ckpt is None:
+        raise ValueError("`history=PATH` needs `checkpoint=PATH`: it is written with it.")
+    hist_path = None if history is None else check_checkpoint_path(history, "history")
     start = 0
     if resume and ckpt is not None and ckpt.exists():
         state, start = load_checkpoint(ckpt, state, trainer=name)
@@ -135,10 +158,18 @@ def run_loop(
                 f"`steps` is {steps} but the checkpoint {str(ckpt)!r} is already at step "
                 f"{start}; pass steps >= {start} to train further."
             )
+    before = _read_history(hist_path, start) if hist_path is not None else {}
     dynamic, static = eqx.partition(state, eqx.is_array)
     runner = _chunk_runner(step_fn, static)
-    history: dict[str, list[np.ndarray]] = {}
+    history_: dict[str, list[np.ndarray]] = {}
     done, last_saved = start, start
+
+    def save(dyn: Any, at: int) -> None:
+        assert ckpt is not None
+        if hist_path is not None:
+            _write_history(hist_path, before, _collect(start, at, history_))
+        save_checkpoint(ckpt, eqx.combine(dyn, static), trainer=name, step=at)
+
     bar = progress_bar(total=steps, initial=start, desc=name, disable=not progress, leave=False)
     try:
         while done < steps:
@@ -148,9 +179,8 @@ def run_loop(
             for metric, values in metrics.items():
                 bad = np.flatnonzero(~np.isfinite(values))
                 if bad.size:
-                    good_state = eqx.combine(dynamic, static)
                     if ckpt is not None:
-                        save_checkpoint(ckpt, good_state, trainer=name, step=done)
+                        save(dynamic, done)
                     where = (
                         f"; {str(ckpt)!r} holds the last good state (step {done})"
                         if ckpt is not None
@@ -163,18 +193,57 @@ def run_loop(
                         step=done + int(bad[0]) + 1,
                         checkpoint=ckpt,
                     )
-            dynamic = new_dynamic
             for metric, values in metrics.items():
-                history.setdefault(metric, []).append(values)
-            done += n
+                history_.setdefault(metric, []).append(values)
+            # One statement with no call in it: Ctrl-C cannot separate the state from its step.
+            dynamic, done = new_dynamic, done + n
             bar.update(n)
             bar.set_postfix({k: f"{float(v[-1]):.4g}" for k, v in metrics.items()})
             due = checkpoint_every is not None and done - last_saved >= checkpoint_every
             if ckpt is not None and (due or done == steps):
-                save_checkpoint(ckpt, eqx.combine(dynamic, static), trainer=name, step=done)
+                save(dynamic, done)
                 last_saved = done
+    except KeyboardInterrupt:  # Ctrl-C: keep the completed steps, then stop
+        if ckpt is not None and done > last_saved:
+            save(dynamic, done)
+        raise
     finally:
         bar.close()
-    out = {"step": np.arange(start + 1, done + 1)}
-    out.update({k: np.concatenate(v) for k, v in history.items()})
-    return eqx.combine(dynamic, static), out
+    return eqx.combine(dynamic, static), _collect(start, done, history_)
+
+
+def _collect(start: int, done: int, history: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    """The history of steps `start + 1..done` from the per-chunk metrics."""
+    out: dict[str, Any] = {"step": np.arange(start + 1, done + 1)}
+    out.update({k: np.concatenate(v)[: done - start] for k, v in history.items()})
+    return out
+
+
+def _read_history(path: Path, start: int) -> dict[str, np.ndarray]:
+    """The saved history of steps `1..start` (resuming from step `start`), or `{}`."""
+    if start == 0 or not path.is_file():
+        return {}
+    try:
+        with np.load(path) as old:
+            arrays = {k: np.asarray(old[k]) for k in old.files}
+    except Exception as err:  # numpy raises several types on a damaged file
+        raise CheckpointError(
+            f"`history` {str(path)!r} is not a readable .npz file ({type(err).__name__}: "
+            f"{err}); delete it (the history of the steps before the resume is then lost) or "
+            f"restore a copy."
+        ) from None
+    if "step" not in arrays:
+        return {}
+    keep = arrays["step"] <= start
+    return {k: v[keep] for k, v in arrays.items() if v.shape[:1] == keep.shape}
+
+
+def _write_history(path: Path, before: dict[str, np.ndarray], now: dict[str, Any]) -> None:
+    """Write the history `before` followed by `now` to `path`, atomically."""
+    if before and set(before) == set(now):
+        arrays = {k: np.concatenate([before[k], np.asarray(now[k])]) for k in now}
+    else:
+        arrays = {k: np.asarray(v) for k, v in now.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # pyright: ignore[reportArgumentType]
+    _write_atomic(path, buffer.getvalue())
