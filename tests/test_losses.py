@@ -634,3 +634,52 @@ def test_dsm_likelihood_weighting_value(key):
     expected = d * (np.log(np.expm1(big_b(1.0))) - np.log(np.expm1(big_b(t_min)))) / (1 - t_min)
     m, se = _mean_se(per_point)
     assert abs(m - expected) <= K_SE * se, (m, expected, se)
+
+
+def test_dsm_likelihood_weighting_is_exact_per_point(key):
+    """Deterministic companion of the test above. Data at the origin, so under VP
+    x_t = σ(t)ε and the conditional score is −ε/σ = −x/σ². A score off it by e₁/g(t),
+    s(t, x) = −x/σ(t)² + e₁/g(t), has the per-point loss λ(t)‖s + ε/σ‖² = g²·(1/g²) = 1 for
+    the likelihood weighting λ = g², whatever t and ε were drawn (σ² = 1 − e^{−B}, g² = β in
+    closed form, not from the process). Dropping the 1/σ² of the code's (λ/σ²)‖σs + ε‖² gives
+    σ(t)² < 1 instead; a λ = g⁴ or λ = g gives g² or 1/g."""
+    process, n = gpm_sde.vp(), 64
+
+    def score(t, x):
+        big_b = 0.1 * t + 0.5 * t**2 * (20.0 - 0.1)
+        sigma2, g = -jnp.expm1(-big_b), jnp.sqrt(0.1 + t * (20.0 - 0.1))
+        return -x / sigma2 + jnp.array([1.0, 0.0]) / g
+
+    per_point = dsm_loss(
+        score, process, jnp.zeros((n, 2)), key, weighting="likelihood", t_min=1e-3, reduction="none"
+    )
+    np.testing.assert_allclose(np.asarray(per_point), np.ones(n), rtol=1e-9)
+
+
+def test_fgan_pearson_bound_equals_chi2_on_discrete_laws():
+    """Pearson χ² of two laws on three atoms, p = (1/2, 1/4, 1/4) and q = (1/4, 1/4, 1/2):
+    χ²(P‖Q) = Σ(p − q)²/q = 0.25 + 0 + 0.125 = 0.375 exactly. Samples with exactly these
+    frequencies (4 each), so the bound's means are exact expectations. At the optimal critic
+    T* = f'(p/q) = 2(p/q − 1) (written here, not taken from the library) the f-GAN bound
+    E_p T − E_q f*(T) equals χ², and so does it at the library's `optimal_output`; any other
+    critic gives less. A Pearson consistently at half of χ² (f = (u − 1)²/2, f* = t²/2 + t,
+    v* = p/q − 1) gives 0.1875 and fails here."""
+    p, q = np.array([0.5, 0.25, 0.25]), np.array([0.25, 0.25, 0.5])
+    chi2 = float(np.sum((p - q) ** 2 / q))
+    assert chi2 == 0.375
+    real_atoms, fake_atoms = np.array([0, 0, 1, 2]), np.array([0, 1, 2, 2])
+    loss = gan_loss("fgan", divergence="pearson")
+    assert isinstance(loss, FGAN)
+    t_star = 2.0 * (p / q - 1.0)
+    v_lib = np.asarray(loss.divergence.optimal_output(jnp.log(p / q)))
+    np.testing.assert_allclose(v_lib, t_star, rtol=1e-12)
+    for v in (t_star, v_lib):
+        bound = float(loss.variational_bound(v[real_atoms], v[fake_atoms]))
+        assert bound == pytest.approx(chi2, rel=1e-12)
+        d_loss, _ = loss(v[real_atoms], v[fake_atoms])
+        assert float(d_loss) == pytest.approx(-chi2, rel=1e-12)
+    for delta in (np.array([0.1, 0.0, 0.0]), np.array([0.0, -0.2, 0.3])):
+        v = t_star + delta
+        assert float(loss.variational_bound(v[real_atoms], v[fake_atoms])) < chi2 - 1e-6
+    # The divergence itself, Σ q f(p/q):
+    assert float(jnp.sum(q * loss.divergence.f(p / q))) == pytest.approx(chi2, rel=1e-12)

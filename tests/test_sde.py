@@ -212,3 +212,30 @@ def test_jit_over_process_parameters(mixture_2d, key):
 def test_bad_sde_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("lam", [0.6, 2.5, lambda s: 0.2 + 3.0 * s])
+def test_reverse_family_keeps_exact_gaussian_marginals(lam):
+    """Every member of the reverse family has the marginals p_{T−s} of the forward process.
+    Data N(m₀, s₀²) in 1-D under VP: p_t = N(α m₀, v_t), v_t = α²s₀² + σ² = 1 + α²(s₀² − 1),
+    α = e^{−B/2}. The reverse drift is affine in y, b = a(s)y + c(s) (read off at two points),
+    so a Gaussian N(μ, v) moves by dμ/ds = aμ + c, dv/ds = 2av + λ². Along the exact
+    marginals these must equal −d/dt of the closed forms at t = T − s: −(αm₀)' = ½βαm₀ and
+    −v_t' = βα²(s₀² − 1). A weight ½(g² − λ²) instead of ½(g² + λ²) shifts dv/ds by 2λ²
+    (and dμ/ds too), so every λ ≠ 0 fails; λ = 0, the probability-flow ODE, cannot see it."""
+    m0, s0 = 1.5, 0.4
+    p = gpm_sde.vp()
+    law = gpm_sde.GaussianMixture(jnp.ones(1), jnp.array([[m0]]), jnp.array([[[s0**2]]]))
+    sde = gpm_sde.reverse(p, gpm_sde.MixtureMarginalScore(p, law), lam=lam)
+    y = jnp.array([[-1.0], [2.0]])
+    for s in (0.05, 0.4, 0.8):
+        t = 1.0 - s
+        beta, big_b = 0.1 + 19.9 * t, 0.1 * t + 0.5 * 19.9 * t**2
+        alpha = np.exp(-0.5 * big_b)
+        mu, v = alpha * m0, 1.0 + alpha**2 * (s0**2 - 1.0)
+        b = np.asarray(sde.drift(s, y, None))[:, 0]
+        a = (b[1] - b[0]) / 3.0
+        c = b[0] + a
+        lam2 = float(lam(s) if callable(lam) else lam) ** 2
+        assert a * mu + c == pytest.approx(0.5 * beta * alpha * m0, rel=1e-9, abs=1e-12)
+        assert 2 * a * v + lam2 == pytest.approx(beta * alpha**2 * (s0**2 - 1.0), rel=1e-9)
