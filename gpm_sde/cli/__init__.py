@@ -8,11 +8,13 @@ gpm-sde verify [CLAIM ...] [--fast]        # the theory report (python -m theory
 ```
 
 `main(argv)` runs it in-process and returns the exit code: 0 on success, 2 on a usage or
-configuration error (the message names the key or the file), otherwise the command's own
-code (`verify` returns 1 when a claim fails). The arguments are parsed before anything heavy
-is imported: `gpm-sde --help` loads no command module and no JAX, and a command imports only
-its own module. `demo` and `verify` run scripts of the repository (`examples/demo.py`, the
-`theory` package), so they need a clone of it; `train` and `sample` need only the package.
+configuration error or any other expected failure (a damaged checkpoint, a diverged run, a
+file that cannot be written), reported in one line that names the key, argument or file; 130
+on Ctrl-C; otherwise the command's own code (`verify` returns 1 when a claim fails). The
+arguments are parsed before anything heavy is imported: `gpm-sde --help` loads no command
+module and no JAX, and a command imports only its own module. `demo` and `verify` run
+scripts of the repository (`examples/demo.py`, the `theory` package), so they need a clone
+of it; `train` and `sample` need only the package.
 """
 
 from __future__ import annotations
@@ -74,12 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `gpm-sde` with the arguments `argv` (default: `sys.argv[1:]`); return the exit
     code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command(argv) or "gpm-sde"
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as err:
+        print(f"gpm-sde {command}: {_one_line(err) or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     command = _command(argv)
     root = parser([] if command is None else [command])
     try:
         args, extra = root.parse_known_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error
-        return int(exit_.code or 0)
+        return exit_.code if isinstance(exit_.code, int) else 2
     if extra:
         if args.command != "verify":
             root.print_usage(sys.stderr)
@@ -91,12 +102,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if not isinstance(err, _usage_errors()):
             raise
-        print(f"gpm-sde {args.command}: error: {err}", file=sys.stderr)
+        print(f"gpm-sde {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 
+def _one_line(err: BaseException) -> str:
+    """The message of `err` on one line; an `OSError` as its reason and file."""
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror + (f": {err.filename!r}" if err.filename else "")
+    else:
+        text = str(err)
+    return " ".join(text.split())
+
+
 def _usage_errors() -> tuple[type[Exception], ...]:
-    """The errors reported as a usage error (exit code 2): a bad configuration, and a bad
-    checkpoint when the training module was loaded (only then can one have been raised)."""
+    """The expected failures, reported in one line with exit code 2: a bad configuration or
+    argument, a file that cannot be read or written, and, when the training module was
+    loaded (only then can one have been raised), a bad checkpoint or a diverged run."""
     train = sys.modules.get("gpm_sde.train")
-    return (ConfigError,) if train is None else (ConfigError, train.CheckpointError)
+    errors: tuple[type[Exception], ...] = (ConfigError, OSError)
+    if train is not None:
+        errors += (train.CheckpointError, train.TrainingDiverged)
+    return errors

@@ -28,9 +28,11 @@ training loop's own default" (see `gpm_sde.train`).
 
 from __future__ import annotations
 
+import json
+import math
 import textwrap
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,15 @@ DATASETS = (*MIXTURES, *SAMPLERS, "digits")
 
 GAN_LOSSES = ("nonsaturating", "minimax", "wgan", "hinge", "lsgan")
 SECTIONS = ("data", "model", "train", "sample", "output")
+VERSIONS = "versions"
+"""The table of package versions that `gpm-sde train` writes into the run's resolved
+`config.toml` (strings, read back and ignored)."""
+
+INT_MAX = 2**31 - 1
+"""The largest integer a key without its own maximum accepts (step counts are folded into
+PRNG keys as 32-bit integers)."""
+SEED_MAX = 2**32 - 1
+"""The largest seed: `jax.random.key(seed)` keeps 32 bits, so `2**32` would equal seed 0."""
 
 _GENERATORS = ("gan", "score-gan", "diffflow-gan")
 _REAL_SCORE = ("score-gan", "diffflow-gan")
@@ -114,6 +125,7 @@ KEYS: tuple[Key, ...] = (
         0,
         "seed of the fixed training set and of the digits split",
         minimum=0,
+        maximum=SEED_MAX,
     ),
     # [model]
     _k("model", "family", "str", None, "the model family", choices=FAMILIES, required=True),
@@ -196,7 +208,16 @@ KEYS: tuple[Key, ...] = (
         minimum=0.0,
         exclusive_minimum=True,
     ),
-    _k("train", "seed", "int", 0, "PRNG seed of the initialisation and of the run", minimum=0),
+    _k(
+        "train",
+        "seed",
+        "int",
+        0,
+        "PRNG seed of the initialisation and of the run (seed + 1 and seed + 2 seed the data "
+        "score, hence the maximum 2**32 - 3)",
+        minimum=0,
+        maximum=SEED_MAX - 2,
+    ),
     _k(
         "train",
         "ema",
@@ -484,7 +505,7 @@ KEYS: tuple[Key, ...] = (
         families=("score",),
         minimum=0.0,
     ),
-    _k("sample", "seed", "int", 0, "PRNG seed of the samples", minimum=0),
+    _k("sample", "seed", "int", 0, "PRNG seed of the samples", minimum=0, maximum=SEED_MAX),
     # [output]
     _k("output", "dir", "str", None, "the run directory; default: runs/<config file stem>"),
 )
@@ -521,10 +542,60 @@ class RunConfig:
         return Path(out) if out is not None else Path("runs") / self.path.stem
 
     def set(self, section: str, name: str, value: Any) -> RunConfig:
-        """A copy with one value replaced (command-line overrides)."""
+        """A copy with one value replaced (not validated: see `load_config(overrides=...)`)."""
         values = {s: dict(v) for s, v in self.values.items()}
         values[section][name] = value
         return RunConfig(values, self.path, self.text)
+
+    def to_toml(self, versions: Mapping[str, str] | None = None) -> str:
+        """The resolved configuration as TOML: every key of the family with its value
+        (defaults and overrides included; a key left to the trainer's default is a comment),
+        then the `[versions]` table. `load_config` reads it back to the same values."""
+        lines = [
+            "# The resolved configuration of this run, written by `gpm-sde train`: every key,",
+            "# defaults and command-line overrides included. `gpm-sde sample` rebuilds the",
+            "# models from it; `gpm-sde train --resume` compares a new configuration with it.",
+        ]
+        for section in SECTIONS:
+            lines.append(f"\n[{section}]")
+            for name, value in self.values[section].items():
+                if value is None:
+                    lines.append(f"# {name}: unset (the trainer's default)")
+                else:
+                    lines.append(f"{name} = {_toml_value(value)}")
+        if versions:
+            lines.append(f"\n[{VERSIONS}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in versions.items())
+        return "\n".join(lines) + "\n"
+
+    def differences(self, other: RunConfig, ignore: Sequence[str] = ()) -> list[str]:
+        """The keys whose values differ from `other`'s, as lines `[table] key: a -> b`; keys
+        named `table.key` in `ignore` are skipped."""
+        out = []
+        for section in SECTIONS:
+            mine, theirs = self.values[section], other.values[section]
+            for name in sorted(set(mine) | set(theirs)):
+                if f"{section}.{name}" in ignore:
+                    continue
+                a, b = theirs.get(name), mine.get(name)
+                if a != b or type(a) is not type(b):
+                    out.append(f"[{section}] {name}: {_show(a)} -> {_show(b)}")
+        return out
+
+
+def _toml_value(value: Any) -> str:
+    """`value` (bool, int, finite float, str or list of int) as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # finite: validated; repr round-trips
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def _type_name(kind: str) -> str:
@@ -544,7 +615,13 @@ def _check_type(key: Key, value: Any, where: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif key.kind == "float":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
+        if ok:
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond the float range
+                value = math.inf
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: `{key.label}` must be a finite number, got {value!r}.")
     elif key.kind == "str":
         ok = isinstance(value, str)
     elif key.kind == "bool":
@@ -568,18 +645,31 @@ def _check_value(key: Key, value: Any, where: str) -> None:
             f"{value!r}."
         )
     low, high = key.minimum, key.maximum
+    if key.kind == "int" and high is None:
+        high = INT_MAX
+    if key.kind == "str" and key.choices is None and (not value or "\x00" in value):
+        raise ConfigError(
+            f"{where}: `{key.label}` must be a non-empty string without NUL characters, got "
+            f"{value!r}."
+        )
     if low is not None and (value <= low if key.exclusive_minimum else value < low):
         bound = ">" if key.exclusive_minimum else ">="
-        raise ConfigError(f"{where}: `{key.label}` must be {bound} {low:g}, got {value!r}.")
+        raise ConfigError(f"{where}: `{key.label}` must be {bound} {_num(low)}, got {value!r}.")
     if high is not None and (value >= high if key.exclusive_maximum else value > high):
         bound = "<" if key.exclusive_maximum else "<="
-        raise ConfigError(f"{where}: `{key.label}` must be {bound} {high:g}, got {value!r}.")
+        raise ConfigError(f"{where}: `{key.label}` must be {bound} {_num(high)}, got {value!r}.")
+    if key.name == "channels" and any(not 1 <= v <= INT_MAX for v in value):
+        raise ConfigError(f"{where}: `{key.label}` must list widths >= 1, got {value!r}.")
     if key.name == "channels" and len(value) != 3:
         raise ConfigError(
             f"{where}: `{key.label}` must list 3 widths (8×8, 4×4, 2×2), got {value!r}."
         )
     if key.name == "embed_dim" and value % 2:
         raise ConfigError(f"{where}: `{key.label}` must be even, got {value!r}.")
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def _valid_keys(section: str, family: str | None) -> str:
@@ -590,6 +680,13 @@ def _valid_keys(section: str, family: str | None) -> str:
 def parse_config(raw: Mapping[str, Any], path: Path, text: str = "") -> RunConfig:
     """Validate the parsed TOML `raw` (read from `path`) against `KEYS`; raise `ConfigError`."""
     where = str(path)
+    raw = dict(raw)
+    versions = raw.pop(VERSIONS, {})
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        raise ConfigError(
+            f"{where}: `[{VERSIONS}]` must be a table of strings (package versions), got "
+            f"{versions!r}."
+        )
     for section, table in raw.items():
         if section not in SECTIONS:
             raise ConfigError(
@@ -608,6 +705,7 @@ def parse_config(raw: Mapping[str, Any], path: Path, text: str = "") -> RunConfi
                 f"{', '.join(map(repr, key.choices or ()))}."
             )
     family = _check_type(_BY_SECTION["model"]["family"], raw["model"]["family"], where)
+    _check_type(_BY_SECTION["data"]["name"], raw["data"]["name"], where)
     _check_value(_BY_SECTION["model"]["family"], family, where)
     values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for section, table in raw.items():
@@ -634,18 +732,56 @@ def parse_config(raw: Mapping[str, Any], path: Path, text: str = "") -> RunConfi
     return RunConfig(values, path, text)
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate the TOML file at `path`; raise `ConfigError` with the reason."""
+def parse_override(text: str) -> tuple[str, str, Any, str]:
+    """`--set table.key=value` as `(table, key, value, origin)`: the value is read as a TOML
+    value (`3`, `1e-3`, `true`, `"vp"`, `[8, 16, 16]`), or as a string if it is not one
+    (`model.process=ve`)."""
+    target, sep, value = text.partition("=")
+    section, dot, name = target.strip().partition(".")
+    if not sep or not dot or not section or not name:
+        raise ConfigError(
+            f"`--set {text}`: expected TABLE.KEY=VALUE, e.g. `--set train.lr=1e-3` or "
+            f"`--set model.process=ve`."
+        )
+    try:
+        parsed: Any = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return section.strip(), name.strip(), parsed, f"`--set {text}`"
+
+
+def load_config(path: str | Path, overrides: Sequence[tuple[str, str, Any, str]] = ()) -> RunConfig:
+    """Read and validate the TOML file at `path`, with `overrides` `(table, key, value,
+    origin)` applied before the validation (`origin`, e.g. `` `--out` ``, names the override
+    in an error); raise `ConfigError` with the reason."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist.")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} is not a file.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the configuration "
+            f"as UTF-8."
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err.strerror}.") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}.") from None
+    for section, name, value, origin in overrides:
+        key = _BY_SECTION.get(section, {}).get(name)
+        if key is None:
+            valid = ", ".join(f"{k.section}.{k.name}" for k in KEYS)
+            raise ConfigError(f"{origin}: unknown key `{section}.{name}`; the keys are: {valid}.")
+        _check_value(key, _check_type(key, value, origin), origin)
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: `{section}` must be a table `[{section}]` of keys.")
+        table[name] = value
     return parse_config(raw, path, text)
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import TRAINERS, ConfigError, RunConfig, load_config
+from .config import INT_MAX, SEED_MAX, TRAINERS, ConfigError, RunConfig, load_config
 from .figures import MISSING, samples_figure
-from .train_cmd import CHECKPOINT, CONFIG, MODELS, precision
+from .train_cmd import CHECKPOINT, CONFIG, MODELS, check_output_dir, precision
 
 
 def add_parser(subparsers: Any) -> None:
@@ -172,14 +172,25 @@ def quality(d: Any, x: np.ndarray) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for name, low, high in (("n", 1, INT_MAX), ("steps", 1, INT_MAX), ("seed", 0, SEED_MAX)):
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"`--{name}` must be in [{low}, {high}], got {value}.")
+    if args.out is not None:
+        check_out_file(Path(args.out))
     config, checkpoint = locate(args.path)
     cfg = load_config(config)
-    for name in ("n", "steps", "seed"):
-        value = getattr(args, name)
-        if value is not None and value < (0 if name == "seed" else 1):
-            raise ConfigError(f"`--{name}` must be >= {0 if name == 'seed' else 1}, got {value}.")
     with precision(cfg):
         return sample(cfg, checkpoint, args.n, args.out, args.seed, args.steps)
+
+
+def check_out_file(out: Path) -> None:
+    """Refuse a `--out` file that cannot be written, before anything runs."""
+    if not str(out) or "\x00" in str(out):
+        raise ConfigError(f"`--out` must be a file path, got {str(out)!r}.")
+    if out.is_dir():
+        raise ConfigError(f"`--out` {str(out)!r} is a directory; pass a .npy file path.")
+    check_output_dir(out.parent, "the folder of `--out`")
 
 
 def sample(

@@ -1,20 +1,29 @@
 r"""`gpm-sde train CONFIG.toml`: run one of the training loops of `gpm_sde.train` from a TOML
 configuration, and write the run directory:
 
-- `config.toml`: a copy of the configuration;
-- `checkpoint.eqx`: the trainer's checkpoint (models and optimiser states; `resume = true`
+- `config.toml`: the resolved configuration (every key, defaults and overrides included, and
+  the package versions);
+- `checkpoint.eqx`: the trainer's checkpoint (models and optimiser states; `--resume`
   continues from it);
 - `models.eqx`: the trained models, read by `gpm-sde sample`;
 - `real_score.eqx`: the fitted data score, for `score-gan` and `diffflow-gan` with
   `real_score = "fit"`;
-- `history.npz`: the per-step losses of the trainer's history.
+- `history.npz`: the per-step losses of the whole run, written with every checkpoint.
+
+Everything (the configuration, the overrides, the output directory and, when resuming, the
+checkpoint) is checked before anything is written. An existing run is continued only by
+`--resume` (with the same configuration, or `--force`) and replaced only by `--overwrite`; a
+lock file (`.lock`, holding the pid) refuses a second `train` into the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import shutil
+import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -22,13 +31,25 @@ from typing import Any
 
 import numpy as np
 
-from .config import TRAINERS, ConfigError, RunConfig, describe_keys, load_config
+from .config import (
+    TRAINERS,
+    ConfigError,
+    RunConfig,
+    describe_keys,
+    load_config,
+    parse_override,
+)
 
 CHECKPOINT = "checkpoint.eqx"
 MODELS = "models.eqx"
 REAL_SCORE = "real_score.eqx"
 HISTORY = "history.npz"
 CONFIG = "config.toml"
+LOCK = ".lock"
+
+RESUMABLE = ("train.steps", "train.resume", "train.checkpoint_every", "train.chunk", "output.dir")
+"""The keys `--resume` may change without `--force` (with every `[sample]` key): how long and
+how the run goes on, not what it trains."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,9 +59,13 @@ def add_parser(subparsers: Any) -> None:
         description=textwrap.fill(
             "Train a model of one family (score, gan, score-gan, discriminator-flow, "
             "diffflow-gan) on a data set of gpm_sde.data, as described by a TOML "
-            "configuration, and write the run directory: config.toml (a copy), "
-            "checkpoint.eqx (the trainer's checkpoint), models.eqx (the trained models), "
-            "history.npz (the losses) and, when the data score is fitted, real_score.eqx. "
+            "configuration, and write the run directory: config.toml (the resolved "
+            "configuration), checkpoint.eqx (the trainer's checkpoint), models.eqx (the "
+            "trained models), history.npz (the losses, saved with every checkpoint) and, when "
+            "the data score is fitted, real_score.eqx. Everything is checked before anything "
+            "is written; an existing run is continued only by --resume and replaced only by "
+            "--overwrite. Exit codes: 0 done, 2 refused or failed (one-line message), 130 "
+            "interrupted (the last checkpoint is kept: --resume continues). "
             "Examples: examples/configs/*.toml.",
             96,
         ),
@@ -58,9 +83,32 @@ def add_parser(subparsers: Any) -> None:
         "--steps", type=int, default=None, help="training steps, overriding [train] steps"
     )
     parser.add_argument(
+        "--set",
+        metavar="TABLE.KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one configuration key (repeatable), e.g. --set train.lr=1e-3 or "
+        "--set model.process=ve; the value is read as TOML, or as a string",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the run directory's checkpoint (as [train] resume = true)",
+        help="continue the run in the output directory from its checkpoint (as [train] "
+        "resume = true); refused if the configuration differs from the run's config.toml in "
+        "anything but the steps, checkpoint_every, chunk and [sample] keys, unless --force",
+    )
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in the output directory (deleting its files); without it, "
+        "training into a directory that holds a run is refused",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: continue even though the configuration differs from the run's "
+        "(the differences are printed)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="hide the training progress bars"
@@ -69,23 +117,230 @@ def add_parser(subparsers: Any) -> None:
 
 
 def configure(args: argparse.Namespace) -> RunConfig:
-    """The configuration of `args.config` with the command-line overrides applied."""
-    cfg = load_config(args.config)
+    """The configuration of `args.config` with the command-line overrides applied, each
+    validated like a key of the file."""
+    overrides = [parse_override(text) for text in args.set]
     if args.out is not None:
-        cfg = cfg.set("output", "dir", args.out)
+        overrides.append(("output", "dir", args.out, "`--out`"))
     if args.steps is not None:
-        if args.steps < 1:
-            raise ConfigError(f"`--steps` must be >= 1, got {args.steps}.")
-        cfg = cfg.set("train", "steps", args.steps)
+        overrides.append(("train", "steps", args.steps, "`--steps`"))
     if args.resume:
-        cfg = cfg.set("train", "resume", True)
-    return cfg
+        overrides.append(("train", "resume", True, "`--resume`"))
+    return load_config(args.config, overrides)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = configure(args)
+    run_dir = cfg.run_dir()
+    if args.force and not cfg["train"]["resume"]:
+        raise ConfigError("`--force` only applies with `--resume`.")
+    if args.overwrite and cfg["train"]["resume"]:
+        raise ConfigError("`--overwrite` cannot be combined with `[train] resume = true`.")
+    resume = check_run_dir(cfg, run_dir, overwrite=args.overwrite, force=args.force)
     with precision(cfg):
-        return train(cfg, progress=not args.no_progress)
+        if resume:
+            check_checkpoint(cfg, run_dir)
+        try:
+            with RunLock(run_dir):
+                if args.overwrite:
+                    _clear(run_dir)
+                write_text_atomic(run_dir / CONFIG, cfg.to_toml(versions()))
+                return train(cfg, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                f"interrupted; {str(run_dir)!r} keeps its last checkpoint: continue with "
+                f"`gpm-sde train {run_dir / CONFIG} --resume`."
+            ) from None
+
+
+def _entries(run_dir: Path) -> list[str]:
+    """The names in `run_dir` other than the lock file."""
+    return sorted(p.name for p in run_dir.iterdir() if p.name != LOCK)
+
+
+def check_output_dir(run_dir: Path, what: str = "the run directory") -> None:
+    """Refuse an output directory that cannot be created or written, before anything is."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{what} {str(run_dir)!r} (`--out`) is a file, not a directory.")
+    parent = run_dir
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{what} {str(run_dir)!r} (`--out`) cannot be created: {str(parent)!r} is a file."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{what} {str(run_dir)!r} (`--out`) cannot be written: {str(parent)!r} is not "
+            f"writable; pass another `--out`."
+        )
+
+
+def check_run_dir(cfg: RunConfig, run_dir: Path, *, overwrite: bool, force: bool) -> bool:
+    """Apply the rules of an existing run directory; return whether the run is resumed.
+    Reads only: a refusal leaves the directory as it was."""
+    check_output_dir(run_dir)
+    if not run_dir.is_dir() or not _entries(run_dir):
+        if cfg["train"]["resume"]:
+            print(f"gpm-sde train: nothing to resume in {str(run_dir)!r}: a new run.")
+        return False
+    RunLock(run_dir).check()
+    if not (run_dir / CONFIG).is_file():
+        raise ConfigError(
+            f"the run directory {str(run_dir)!r} (`--out`) is not empty and holds no gpm-sde "
+            f"run (no {CONFIG}); pass a new or empty directory."
+        )
+    if not cfg["train"]["resume"]:
+        if overwrite:
+            return False
+        raise ConfigError(
+            f"the run directory {str(run_dir)!r} (`--out`) already holds a run; pass `--resume` "
+            f"to continue it, `--overwrite` to replace it, or another `--out`."
+        )
+    try:
+        saved = load_config(run_dir / CONFIG)
+    except ConfigError as err:
+        if not force:
+            raise ConfigError(
+                f"`--resume`: the run's configuration cannot be read ({err}); pass `--force` to "
+                f"continue with the new configuration."
+            ) from None
+        print(f"gpm-sde train: --force: the run's configuration cannot be read ({err}).")
+        return True
+    ignore = RESUMABLE + tuple(f"sample.{k}" for k in cfg["sample"])
+    diffs = cfg.differences(saved, ignore=ignore)
+    if diffs and not force:
+        raise ConfigError(
+            f"`--resume`: the configuration differs from the run's {run_dir / CONFIG} in "
+            f"{'; '.join(diffs)}; pass `--force` to continue with the new values, "
+            f"`--overwrite` to start afresh, or the run's own {CONFIG}."
+        )
+    if diffs:
+        print(f"gpm-sde train: --force: continuing with the new values of {'; '.join(diffs)}.")
+    return True
+
+
+def check_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
+    """Refuse to resume from a checkpoint that the run could not continue: of another
+    trainer, beyond `[train] steps`, damaged, or of other shapes or dtypes. Reads only."""
+    from ..train import load_checkpoint, read_checkpoint_header
+    from . import build
+
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        return
+    trainer = TRAINERS[cfg.family]
+    header = read_checkpoint_header(path)
+    if header["trainer"] != trainer:
+        raise ConfigError(
+            f"`--resume`: {str(path)!r} was written by `{header['trainer']}`, not by "
+            f"`{trainer}` (family {cfg.family!r}); pass `--overwrite` to start afresh."
+        )
+    steps = cfg["train"]["steps"]
+    if header["step"] > steps:
+        raise ConfigError(
+            f"`--resume`: `[train] steps` (`--steps`) is {steps} but {str(path)!r} is already at "
+            f"step {header['step']}; pass `--steps` >= {header['step']} to train further."
+        )
+    d = build.load_data(cfg)
+    load_checkpoint(path, build.training_state_like(cfg, d), trainer=trainer)
+
+
+class RunLock:
+    """An exclusive lock on a run directory: the file `.lock`, created with `O_EXCL` and
+    holding the pid, removed on exit. A lock whose process is dead is stale and taken over."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.path = run_dir / LOCK
+        self.held = False
+
+    def owner(self) -> int | None:
+        """The pid of the live process holding the lock, or `None`."""
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace").strip()
+            age = time.time() - self.path.stat().st_mtime
+        except OSError:
+            return None
+        if not text.isdigit():  # being written right now, or garbage
+            return -1 if age < 10.0 else None
+        pid = int(text)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except (PermissionError, OverflowError, ValueError):
+            return pid if isinstance(pid, int) and pid > 0 else None
+        return pid
+
+    def check(self) -> None:
+        pid = self.owner()
+        if pid is not None:
+            who = f"process {pid}" if pid > 0 else "another process"
+            raise ConfigError(
+                f"the run directory {str(self.run_dir)!r} is locked by {who} (`gpm-sde "
+                f"train` is writing to it; its lock file is {str(self.path)!r}); wait for it, "
+                f"or pass another `--out`."
+            )
+
+    def __enter__(self) -> RunLock:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self.check()
+                self.path.unlink(missing_ok=True)  # stale: its process is dead
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            return self
+        self.check()
+        raise ConfigError(f"cannot lock the run directory {str(self.run_dir)!r}.")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _clear(run_dir: Path) -> None:
+    """Delete the files of the run in `run_dir` (`--overwrite`), keeping the lock."""
+    for name in _entries(run_dir):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a unique temporary file, flushed and renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0o600 -> what `open` would give
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def versions() -> dict[str, str]:
+    """The versions of Python and of the packages a run depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("gpm_sde", "jax", "jaxlib", "equinox", "optax", "diffrax", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
 
 
 class precision:
@@ -174,10 +429,6 @@ def train(cfg: RunConfig, *, progress: bool = True) -> int:
 
     family = cfg.family
     run_dir = cfg.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_copy = run_dir / CONFIG
-    if cfg.path.resolve() != config_copy.resolve():
-        shutil.copyfile(cfg.path, config_copy)
     d = build.load_data(cfg)
     models = build.build_models(cfg, d)
     t = cfg["train"]
@@ -187,6 +438,7 @@ def train(cfg: RunConfig, *, progress: bool = True) -> int:
         **trainer_options(cfg, trainer),
         "steps": t["steps"],
         "checkpoint": run_dir / CHECKPOINT,
+        "history": run_dir / HISTORY,
         "progress": progress,
     }
     print(f"gpm-sde train: {family} on {cfg.data_name}, {t['steps']} steps -> {run_dir}")
@@ -210,23 +462,8 @@ def train(cfg: RunConfig, *, progress: bool = True) -> int:
     trainers.save_checkpoint(
         run_dir / MODELS, trained, trainer=f"gpm-sde/{family}", step=t["steps"]
     )
-    np.savez(run_dir / HISTORY, **_full_history(run_dir / HISTORY, history, t["resume"]))
     _summary(cfg, run_dir, history, elapsed)
     return 0
-
-
-def _full_history(path: Path, history: dict[str, np.ndarray], resume: bool) -> dict[str, Any]:
-    """The history of this call, preceded, when resuming, by the saved history of the steps
-    before it (so `history.npz` always covers the whole run)."""
-    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in history.items()}
-    if not (resume and path.exists()):
-        return arrays
-    with np.load(path) as old:
-        first = int(arrays["step"][0]) if arrays["step"].size else np.inf
-        keep = old["step"] < first
-        if set(old.files) != set(arrays):
-            return arrays
-        return {k: np.concatenate([old[k][keep], arrays[k]]) for k in arrays}
 
 
 def _summary(cfg: RunConfig, run_dir: Path, history: dict[str, np.ndarray], elapsed: float) -> None:
@@ -241,3 +478,10 @@ def _summary(cfg: RunConfig, run_dir: Path, history: dict[str, np.ndarray], elap
         if (run_dir / name).exists():
             print(f"  wrote {run_dir / name}")
     print(f"sample with: gpm-sde sample {run_dir}")
+
+
+def _umask() -> int:
+    """The process's file-mode creation mask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

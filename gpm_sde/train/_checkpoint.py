@@ -66,6 +66,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     new one, never a mixture, and two writers never share a temporary file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0o600 -> what `open` would give
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -230,3 +231,10 @@ def _kind(like: Any) -> str:
     if isinstance(like, eqx.Module):
         return f"{type(like).__name__} (models and optimiser states)"
     return "model and optimiser state"
+
+
+def _umask() -> int:
+    """The process's file-mode creation mask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
