@@ -116,15 +116,28 @@ def _generate(generator: nn.ConvGenerator8, key: jax.Array, n: int):
     return x, time.perf_counter() - start
 
 
-def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int):
-    """GPM Score GAN: a conv generator moved by Int-PM along σ²(s_data − s_gen)."""
+def _score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int, **options: Any):
+    """Train a `ConvGenerator8` (32-dimensional latent) by `train_score_gan` against this
+    script's data score and an online generated-score U-Net, then generate `n` images."""
     real = _data_score(key, settings, train_x)
-    generator = nn.ConvGenerator8(32, key=jr.fold_in(key, 2))
     generator, _, _ = train.train_score_gan(
-        generator,
+        nn.ConvGenerator8(32, key=jr.fold_in(key, 2)),
         _edm_denoiser(jr.fold_in(key, 3)),
         real,
         jr.fold_in(key, 4),
+        progress=False,
+        **options,
+    )
+    return _generate(generator, jr.fold_in(key, 5), n)
+
+
+def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int):
+    """GPM Score GAN: a conv generator moved by Int-PM along σ²(s_data − s_gen)."""
+    return _score_gan(
+        key,
+        settings,
+        train_x,
+        n,
         steps=settings.score_gan_steps,
         batch_size=settings.score_gan_batch,
         warmup=settings.score_gan_steps // 10,
@@ -134,11 +147,9 @@ def run_score_gan(key: jax.Array, settings: Settings, train_x: jax.Array, n: int
         s_optimizer=optax.adam(1e-3),
         field_at="noised",  # the field at G(z) + σε, where the score networks were trained
         ema=0.995,  # the returned generator averages its last few hundred iterates
-        progress=False,
         p_mean=EDM_NOISE["p_mean"],
         p_std=EDM_NOISE["p_std"],
     )
-    return _generate(generator, jr.fold_in(key, 5), n)
 
 
 def run_score_gan_official(key: jax.Array, settings: Settings, train_x: jax.Array, n: int):
@@ -146,8 +157,8 @@ def run_score_gan_official(key: jax.Array, settings: Settings, train_x: jax.Arra
     G(z) + σε, the plain denoiser loss, 10 generated-score steps per generator step, batch
     128, Adam 2e-4 for both networks, no warm-up, no generator average), with this script's
     networks and data score as for `score-gan`. The authors' generated-score network is
-    their own; here it is the same EDM U-Net as the data score. Only `settings.official_steps`
-    generator steps (40 in the full settings, not 1,000: see `Settings`).
+    their own; here it is the same EDM U-Net as the data score. `settings.official_steps`
+    generator steps (40 by default, not 1,000: see `Settings`; `--official-steps N`).
 
     One key is overridden: the noise-level law. The preset's `KarrasSigma(0.1, 10, 3)` is the
     authors' 2-D default; for images they use their MNIST config's sigma_min, sigma_max, rho
@@ -157,18 +168,7 @@ def run_score_gan_official(key: jax.Array, settings: Settings, train_x: jax.Arra
         **train.official_score_gan(),
         "sigma_law": KarrasSigma(0.32, 40.0, 3.0),  # the authors' MNIST law
     }
-    real = _data_score(key, settings, train_x)
-    generator = nn.ConvGenerator8(32, key=jr.fold_in(key, 2))
-    generator, _, _ = train.train_score_gan(
-        generator,
-        _edm_denoiser(jr.fold_in(key, 3)),
-        real,
-        jr.fold_in(key, 4),
-        steps=settings.official_steps,
-        **official,
-        progress=False,
-    )
-    return _generate(generator, jr.fold_in(key, 5), n)
+    return _score_gan(key, settings, train_x, n, steps=settings.official_steps, **official)
 
 
 MODELS: dict[str, Callable[..., Any]] = {
