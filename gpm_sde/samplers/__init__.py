@@ -8,6 +8,17 @@ r"""Samplers: the classic generation algorithms, each a few lines on top of the 
 - `lax.scan` loops: [`predictor_corrector`][gpm_sde.samplers.predictor_corrector] (Song et al.
   2021), [`ddpm_ancestral`][gpm_sde.samplers.ddpm_ancestral] (Ho et al. 2020) and
   [`ddim`][gpm_sde.samplers.ddim] (Song, Meng & Ermon 2021).
+- Few-step, high-order samplers in the noise-to-signal ratio $\tilde\sigma = \sigma/\alpha$
+  (any linear process, on Karras et al.'s $\rho$-grid by default):
+  [`edm_heun`][gpm_sde.samplers.edm_heun] and
+  [`edm_stochastic`][gpm_sde.samplers.edm_stochastic] (Karras et al. 2022, Algorithms 1 and
+  2), [`dpm_solver_pp_2m`][gpm_sde.samplers.dpm_solver_pp_2m] and
+  [`dpm_solver_pp_2s`][gpm_sde.samplers.dpm_solver_pp_2s] (Lu et al. 2022, in
+  $\lambda = \log(\alpha/\sigma)$), and [`euler_ancestral`][gpm_sde.samplers.euler_ancestral]
+  (whose $\eta = 0$ is DDIM). Each is a [`StepPlan`][gpm_sde.samplers.StepPlan] of steps
+  affine in their noise ([`sampler_plan`][gpm_sde.samplers.sampler_plan]), run by one
+  `lax.scan`; [`sampler_gaussian_law`][gpm_sde.verify.sampler_gaussian_law] pushes a
+  Gaussian law through it exactly.
 - [`tweedie_denoise`][gpm_sde.samplers.tweedie_denoise]: the final noise-free step
   $\mathbb{E}[x_0 \mid x_\epsilon]$ after a sampler that stops at $t = \epsilon$.
 
@@ -64,14 +75,19 @@ from ._ddpm import (
     ddpm_ancestral as ddpm_ancestral,
     exact_eps_model as exact_eps_model,
 )
+from ._dpm_solver import dpm_solver_pp_2m as dpm_solver_pp_2m, dpm_solver_pp_2s as dpm_solver_pp_2s
+from ._edm import edm_heun as edm_heun, edm_stochastic as edm_stochastic
+from ._euler_ancestral import euler_ancestral as euler_ancestral
 from ._langevin import (
     annealed_langevin as annealed_langevin,
     geometric_sigmas as geometric_sigmas,
 )
+from ._plan import StepPlan as StepPlan
 from ._predictor_corrector import predictor_corrector as predictor_corrector
 from ._result import Samples as Samples
 from ._reverse_sde import (
     probability_flow_sample as probability_flow_sample,
     reverse_sde_sample as reverse_sde_sample,
 )
+from ._sampler_plan import sampler_plan as sampler_plan
 from ._tweedie import tweedie_denoise as tweedie_denoise

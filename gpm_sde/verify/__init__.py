@@ -11,6 +11,8 @@ with tolerances that can be justified.
   with a bootstrap standard error.
 - **Gaussian laws**: the KL divergence of two Gaussians and the exact moments of the
   Euler–Maruyama chain of an affine SDE (the time step's bias, unsampled).
+- **Sampler laws**: the exact Gaussian output law of a sampler with an affine score
+  ([`sampler_gaussian_law`][gpm_sde.verify.sampler_gaussian_law]), through its own steps.
 - **Fokker–Planck residuals**: the right-hand side of the Fokker–Planck equation by autodiff.
 
 This is a top layer: it imports the core of `gpm_sde`, nothing in the core imports it.
@@ -40,3 +42,4 @@ from ._moments import (
     sample_moments as sample_moments,
     two_sample_z_scores as two_sample_z_scores,
 )
+from ._sampler_law import sampler_gaussian_law as sampler_gaussian_law
