@@ -40,9 +40,29 @@ def check_finite(name: str, value: Any, fix: str = "pass finite values") -> None
     """Raise `ValueError` if `value` is concrete and holds NaN or ±inf."""
     if value is None or not is_concrete(value):
         return
+    if isinstance(value, jax.Array) and not value.is_fully_addressable:
+        # A global array of a multi-process run: no process can read it whole. One jitted
+        # reduction gives every process the same (replicated) answer, so all raise together.
+        if not bool(jax.jit(lambda a: jnp.all(jnp.isfinite(a)))(value)):
+            raise ValueError(
+                f"`{name}` must be finite, but it contains NaN or inf (a global array of "
+                f"shape {value.shape} over {value.sharding.num_devices} devices); {fix}."
+            )
+        return
     arr = as_numpy(value)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"`{name}` must be finite, but it contains NaN or inf: {arr!r}; {fix}.")
+    if arr.dtype.kind not in "fc":
+        return  # an integer or boolean array is finite
+    bad = ~np.isfinite(arr)
+    if np.any(bad):
+        if arr.size <= 8:
+            what = f"it contains NaN or inf: {arr!r}"
+        else:
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            what = (
+                f"{int(bad.sum())} of its {arr.size} values (shape {arr.shape}) are NaN or inf, "
+                f"the first at index {first} ({arr[first]!r})"
+            )
+        raise ValueError(f"`{name}` must be finite, but {what}; {fix}.")
 
 
 def check_positive(name: str, value: Any, *, strict: bool = True, fix: str = "") -> None:

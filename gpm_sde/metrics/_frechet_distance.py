@@ -42,7 +42,7 @@ def frechet_distance(
 
     **Returns:** the scalar $\mathrm{FD}$.
     """
-    x, y = _flatten_pair(features_x, features_y)
+    x, y = _flatten_pair(features_x, features_y, ("features_x", "features_y"))
     mx, my = jnp.mean(x, axis=0), jnp.mean(y, axis=0)
     cx = (x - mx).T @ (x - mx) / (x.shape[0] - 1)
     cy = (y - my).T @ (y - my) / (y.shape[0] - 1)

@@ -26,7 +26,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_float_array, check_int, check_positive
+from .._checks import check_finite, check_float_array, check_int, check_positive
 
 MEDIAN_SUBSAMPLE = 1000
 """The most points used by the median heuristic (see `median_heuristic_bandwidths`)."""
@@ -37,21 +37,25 @@ DEFAULT_SCALES = (0.5, 1.0, 2.0)
 Bandwidths = Float[ArrayLike, " k"] | Sequence[float | int] | float | int
 
 
-def _flatten_pair(x, y) -> tuple[Array, Array]:
-    """Check `x`, `y` and flatten each point: `(n, *event)` -> `(n, D)`, a common float dtype."""
-    check_float_array("x", x)
-    check_float_array("y", y)
+def _flatten_pair(x, y, names: tuple[str, str] = ("x", "y")) -> tuple[Array, Array]:
+    """Check `x`, `y` (called `names` in messages): floating, at least 2 points each, the
+    same event shape, finite when concrete; flatten each point: `(n, *event)` -> `(n, D)`, a
+    common float dtype."""
+    nx, ny = names
+    check_float_array(nx, x)
+    check_float_array(ny, y)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    for name, arr in (("x", x), ("y", y)):
+    for name, arr in ((nx, x), (ny, y)):
         if arr.ndim < 1 or arr.shape[0] < 2:
             raise ValueError(
                 f"`{name}` must be a cloud of shape (n, *event) with n >= 2 points (the unbiased "
                 f"estimator averages over pairs of distinct points), got shape {arr.shape}."
             )
+        check_finite(name, arr, fix="drop or impute the non-finite points before measuring")
     if x.shape[1:] != y.shape[1:]:
         raise ValueError(
-            f"`x` and `y` must have the same event shape, got x: {x.shape} (event "
-            f"{x.shape[1:]}) and y: {y.shape} (event {y.shape[1:]}); reshape one of them."
+            f"`{nx}` and `{ny}` must have the same event shape, got {nx}: {x.shape} (event "
+            f"{x.shape[1:]}) and {ny}: {y.shape} (event {y.shape[1:]}); reshape one of them."
         )
     dtype = jnp.result_type(x, y)
     return x.reshape(x.shape[0], -1).astype(dtype), y.reshape(y.shape[0], -1).astype(dtype)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_float_array, check_int, check_positive
+from .._checks import check_finite, check_float_array, check_int, check_positive
 
 
 def sliced_wasserstein(
@@ -54,6 +54,8 @@ def sliced_wasserstein(
             f"matches projections one to one only for equal sizes; got x: {x.shape}, "
             f"y: {y.shape}; subsample the larger cloud to the size of the smaller."
         )
+    check_finite("x", x, fix="drop or impute the non-finite points before measuring")
+    check_finite("y", y, fix="drop or impute the non-finite points before measuring")
     check_int("n_projections", n_projections, 1, "random directions", example=128)
     check_positive("p", p, fix="pass an order p >= 1, e.g. p=2")
     if float(p) < 1.0:

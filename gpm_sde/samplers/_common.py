@@ -15,6 +15,7 @@ from .._checks import (
     check_finite,
     check_float_array,
     check_int,
+    check_scalar,
     is_concrete,
 )
 from ..processes import AbstractLinearProcess
@@ -29,19 +30,21 @@ def check_process(process: Any) -> None:
         )
 
 
-def check_end_time(process: AbstractLinearProcess, eps: Any) -> None:
-    """`eps` is the diffusion time where sampling stops: concrete, in [0, T)."""
-    check_finite("eps", eps)
+def check_end_time(process: AbstractLinearProcess, eps: Any, name: str = "eps") -> None:
+    """`eps` (called `name` in messages) is the diffusion time where sampling stops:
+    concrete, a real scalar, in [0, T)."""
+    check_scalar(name, eps)
+    check_finite(name, eps)
     if not is_concrete(eps):
         raise TypeError(
-            "`eps` must be a concrete float (it fixes the time grid), not a traced value; "
-            "pass it as a Python float."
+            f"`{name}` must be a concrete float (it fixes the time grid), not a traced value; "
+            f"pass it as a Python float."
         )
     value = float(as_numpy(eps))
     if not 0.0 <= value < process.T:
         raise ValueError(
-            f"`eps` must lie in [0, T) = [0, {process.T}): sampling stops at diffusion time "
-            f"t = eps (generation time s = T - eps); got {value}. Pass e.g. eps=1e-3."
+            f"`{name}` must lie in [0, T) = [0, {process.T}): sampling stops at diffusion time "
+            f"t = {name} (generation time s = T - {name}); got {value}. Pass e.g. {name}=1e-3."
         )
 
 

@@ -43,7 +43,7 @@ def tweedie_denoise(
     """
     check_process(process)
     check_callable("score", score, "(t, x) -> ∇log p_t(x)")
-    check_end_time(process, t)
+    check_end_time(process, t, "t")
     check_float_array("y", y, None)
     y = jnp.asarray(y)
     if y.ndim < 1:

@@ -196,7 +196,11 @@ def check_score(
     except (TypeError, ValueError, IndexError) as err:
         kind = TypeError if isinstance(err, TypeError) else ValueError
         raise kind(
-            f"{where} and raised {type(err).__name__}: {err}\nExpected: {contract}. {hint}"
+            f"{where} and raised {type(err).__name__}: {err}\nExpected: {contract}. {hint} "
+            f"If the score is right, the cloud is not: its points must have the event shape "
+            f"the score was written for (check `y0` of `simulate`, or `x_init`, `n` and "
+            f"`event_shape` of a sampler; the cloud here has points of shape "
+            f"{tuple(y_s.shape[1:])})."
         ) from err
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise TypeError(

@@ -45,9 +45,11 @@ def reverse(
     - `label`: how error messages name `score`; the samplers built on `reverse` pass their
       own name.
 
-    **Returns:** an [`SDE`][gpm_sde.SDE] in generation time. [`simulate`][gpm_sde.simulate]
-    checks, once per solve, that `score` returns the expected shape (see
-    [`SDE.check_scores`][gpm_sde.sde.SDE.check_scores]).
+    **Returns:** an [`SDE`][gpm_sde.SDE] in generation time, defined for $s \in [0, T]$
+    (its `time_range`). [`simulate`][gpm_sde.simulate] checks, once per solve, that `score`
+    returns the expected shape (see [`SDE.check_scores`][gpm_sde.sde.SDE.check_scores]) and
+    refuses `t0 < 0` or `t1 > T` (outside, the score would be called at a diffusion time
+    outside $[0, T]$ and the samples would be finite but wrong).
 
     **Time resolution.** The score receives $t = T - s$ computed in the dtype of the solver's
     time $s$. [`simulate`][gpm_sde.simulate] carries time in float64 when `jax_enable_x64` is
@@ -82,7 +84,7 @@ def reverse(
         weight = 0.5 * (g2_rev + lam_s**2)
         diffusion = None if is_literal_zero(lam) else ScalarDiffusion(lam_s)
     drift = LinearDrift(-f_rev) + ScoreDrift(weight, rev_score, label)
-    return SDE(drift, diffusion)
+    return SDE(drift, diffusion, time_range=(0.0, float(T)))
 
 
 def probability_flow(

@@ -32,6 +32,8 @@ def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule)
       (generation) time $s$: pointwise on one point, or a cloud score such as
       [`KernelScore`][gpm_sde.scores.KernelScore], called on the whole cloud.
     - `diffusion`: the new noise scale $\lambda(s)$, a float or callable; `0` gives an ODE.
+
+    **Returns:** an [`SDE`][gpm_sde.SDE] with the `time_range` of `sde`.
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"`sde` must be an SDE, got {type(sde).__name__}.")
@@ -56,4 +58,8 @@ def reweight_noise(sde: SDE, gen_score: Callable[..., Any], diffusion: Schedule)
     drift = sde.drift + ScoreDrift(
         0.5 * (lam**2 - g2), gen_score, "`gen_score` of `reweight_noise`"
     )
-    return SDE(drift, None if is_literal_zero(diffusion) else ScalarDiffusion(lam))
+    return SDE(
+        drift,
+        None if is_literal_zero(diffusion) else ScalarDiffusion(lam),
+        time_range=sde.time_range,
+    )

@@ -45,15 +45,23 @@ class SDE(eqx.Module):
     - `diffusion`: an [`AbstractDiffusion`][gpm_sde.sde.AbstractDiffusion] such as
       [`ScalarDiffusion`][gpm_sde.ScalarDiffusion], a callable `(s, y, args) -> diagonal like y`,
       or `None` for no noise.
+    - `time_range`: `(s_min, s_max)`, the generation times where the SDE is defined, or `None`
+      (any time). [`reverse`][gpm_sde.reverse] sets `(0, T)`: a reverse diffusion evaluates the
+      score at $t = T - s$, meaningless outside $[0, T]$. [`simulate`][gpm_sde.simulate]
+      refuses `t0`/`t1` outside it (a `ValueError` on concrete times, equinox's runtime error
+      under `jax.jit`); [`reweight_noise`][gpm_sde.reweight_noise] keeps it.
     """
 
     drift: AbstractDrift
     diffusion: AbstractDiffusion | None
+    time_range: tuple[float, float] | None = eqx.field(static=True)
 
     def __init__(
         self,
         drift: AbstractDrift | Callable[..., Any],
         diffusion: AbstractDiffusion | Callable[..., Any] | None = None,
+        *,
+        time_range: tuple[float, float] | None = None,
     ):
         if not isinstance(drift, AbstractDrift):
             if not callable(drift):
@@ -70,8 +78,22 @@ class SDE(eqx.Module):
                     f"`ScalarDiffusion(g)`."
                 )
             diffusion = _FunctionDiffusion(diffusion)
+        if time_range is not None:
+            try:
+                lo, hi = (float(v) for v in time_range)
+            except (TypeError, ValueError) as err:
+                raise TypeError(
+                    f"`time_range` must be None or a pair of floats (s_min, s_max), got "
+                    f"{time_range!r}."
+                ) from err
+            if not lo < hi:
+                raise ValueError(
+                    f"`time_range` must be (s_min, s_max) with s_min < s_max, got {time_range!r}."
+                )
+            time_range = (lo, hi)
         self.drift = drift
         self.diffusion = diffusion
+        self.time_range = time_range
 
     @property
     def is_ode(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -82,6 +83,66 @@ def _resolve_grid(t0, t1, steps, ts, controller):
                     f"runs from {grid[0]} to {grid[-1]}; omit `{name}` when passing `ts`."
                 )
     return ts[0], ts[-1], n - 1, ts
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _not_differentiable(x: Array, name: str) -> Array:
+    """The identity, refusing a derivative with an error that names the argument `name`."""
+    return x
+
+
+@_not_differentiable.defjvp
+def _not_differentiable_jvp(name, primals, tangents):
+    raise ValueError(
+        f"simulate: `{name}` cannot be differentiated for an SDE with noise: the Brownian path "
+        f"is drawn on the time grid, so the samples have no derivative in the time interval "
+        f"(W(s) is nowhere differentiable). Differentiate with respect to `y0` or the SDE's "
+        f"parameters, or use an ODE (e.g. `probability_flow`), whose solution is "
+        f"differentiable in `{name}`."
+    )
+
+
+def _check_time_range(sde: SDE, t0, t1, from_grid: bool) -> None:
+    """Concrete `t0`, `t1` inside the SDE's `time_range` (a reverse diffusion: [0, T])."""
+    if sde.time_range is None:
+        return
+    lo, hi = sde.time_range
+    slack = 1e-9 * max(1.0, abs(lo), abs(hi))
+    for name, value, outside in (
+        ("t0", t0, lambda v: v < lo - slack),
+        ("t1", t1, lambda v: v > hi + slack),
+    ):
+        if not is_concrete(value):
+            continue
+        v = float(np.asarray(jax.device_get(value)))
+        if outside(v):
+            which = (
+                f"`ts` (its {'first' if name == 't0' else 'last'} time, {name} = {v})"
+                if from_grid
+                else f"`{name}` = {v}"
+            )
+            raise ValueError(
+                f"simulate: {which} leaves [{lo}, {hi}], the time range of this SDE "
+                f"(`sde.time_range`; a reverse diffusion of a process with horizon T runs over "
+                f"s in [0, T] and calls its score at t = T - s): outside it the samples are "
+                f"finite but wrong. Pass t0 >= {lo} and t1 <= {hi}, e.g. t1 = T - 1e-3."
+            )
+
+
+def _traced_time_range(sde: SDE, t0: Array, t1: Array) -> tuple[Array, Array]:
+    """`t0`, `t1` with a runtime check (`eqx.error_if`) that they lie in `sde.time_range`,
+    for times traced under `jax.jit`."""
+    if sde.time_range is None or is_concrete(t0, t1):
+        return t0, t1
+    lo, hi = sde.time_range
+    slack = 1e-9 * max(1.0, abs(lo), abs(hi))
+    fix = (
+        f"the time range of this SDE is [{lo}, {hi}] (`sde.time_range`, [0, T] for a "
+        f"reverse diffusion)"
+    )
+    t0 = eqx.error_if(t0, t0 < lo - slack, f"simulate: `t0` < {lo}: {fix}; pass t0 >= {lo}.")
+    t1 = eqx.error_if(t1, t1 > hi + slack, f"simulate: `t1` > {hi}: {fix}; pass t1 <= {hi}.")
+    return t0, t1
 
 
 def _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, controller) -> None:
@@ -389,6 +450,8 @@ def simulate(
     """
     t0, t1, steps, ts = _resolve_grid(t0, t1, steps, ts, stepsize_controller)
     _check_simulate_args(sde, y0, key, t0, t1, steps, solver, saveat, stepsize_controller)
+    _check_time_range(sde, t0, t1, ts is not None)
+    steps = int(steps)  # a NumPy integer too (checked above): a static step count
     if not isinstance(check_finite, bool):
         raise TypeError(f"`check_finite` must be a bool, got {check_finite!r}.")
     y0 = jnp.asarray(y0)
@@ -405,6 +468,12 @@ def simulate(
     time_dtype = jnp.result_type(float)
     t0_arr = jnp.asarray(t0, dtype=time_dtype)
     t1_arr = jnp.asarray(t1, dtype=time_dtype)
+    t0_arr, t1_arr = _traced_time_range(sde, t0_arr, t1_arr)
+    if not sde.is_ode:
+        t0_arr = _not_differentiable(t0_arr, "ts" if ts is not None else "t0")
+        t1_arr = _not_differentiable(t1_arr, "ts" if ts is not None else "t1")
+        if ts is not None:
+            ts = _not_differentiable(jnp.asarray(ts, time_dtype), "ts")
     sde.check_scores(t0_arr, y0)  # once per solve, shapes only
     # diffrax's solvers integrate in the wider of the state's and the times' dtypes
     # (`diffeqsolve` promotes y0 itself): so does the fixed grid; the output comes back in
