@@ -668,7 +668,7 @@ def _check_value(key: Key, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: `{key.label}` must be even, got {value!r}.")
 
 
-def _num(x: float) -> str:
+def _num(x: int | float) -> str:
     return str(x) if isinstance(x, int) else f"{x:g}"
 
 
@@ -729,6 +729,12 @@ def parse_config(raw: Mapping[str, Any], path: Path, text: str = "") -> RunConfi
     for key in KEYS:
         if key.applies_to(family):
             values[key.section].setdefault(key.name, key.default)
+    name = values["data"]["name"]
+    if values["model"].get("real_score") == "exact" and name not in MIXTURES:
+        raise ConfigError(
+            f'{where}: `[model] real_score` = "exact" needs a Gaussian-mixture data set '
+            f'({", ".join(MIXTURES)}); {name!r} has no exact score: use "fit".'
+        )
     return RunConfig(values, path, text)
 
 

@@ -226,6 +226,16 @@ def check_checkpoint(cfg: RunConfig, run_dir: Path) -> None:
     from ..train import load_checkpoint, read_checkpoint_header
     from . import build
 
+    history = run_dir / HISTORY
+    if history.exists():
+        try:
+            with np.load(history) as arrays:
+                arrays["step"]
+        except Exception as err:  # numpy raises several types on a damaged file
+            raise ConfigError(
+                f"`--resume`: {str(history)!r} cannot be read ({type(err).__name__}); delete "
+                f"it (the history of the steps so far is then lost) or restore a copy."
+            ) from None
     path = run_dir / CHECKPOINT
     if not path.exists():
         return
@@ -284,7 +294,13 @@ class RunLock:
             )
 
     def __enter__(self) -> RunLock:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(
+                f"the run directory {str(self.run_dir)!r} (`--out`) cannot be created: "
+                f"{err.strerror}; pass another `--out`."
+            ) from None
         for _ in range(2):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
