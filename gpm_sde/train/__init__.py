@@ -57,6 +57,11 @@ from ._discriminator_flow import (
     field_kind as field_kind,
     train_discriminator_flow as train_discriminator_flow,
 )
+from ._distributed import (
+    replicate as replicate,
+    save_checkpoint_once as save_checkpoint_once,
+    sharded_sampler as sharded_sampler,
+)
 from ._gan import (
     GANState as GANState,
     gan_init as gan_init,
