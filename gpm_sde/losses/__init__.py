@@ -1,7 +1,9 @@
 r"""Losses as pure functions: denoising score matching, the DDPM noise-prediction loss, GAN
 losses (minimax, non-saturating, Wasserstein, least squares, hinge, f-GAN), the
-discriminator regularisers (R1, WGAN-GP, weight clipping) and the Int-PM generator loss."""
+discriminator regularisers (R1, WGAN-GP, weight clipping), the Int-PM generator loss, and the
+autoencoder objectives (the ELBO, the IWAE bound, the VQ-VAE loss)."""
 
+from ._elbo import elbo as elbo, gaussian_kl as gaussian_kl, iwae_bound as iwae_bound
 from ._gan import (
     FGAN as FGAN,
     AbstractFDivergence as AbstractFDivergence,
@@ -25,3 +27,4 @@ from ._penalties import (
     r1_penalty as r1_penalty,
 )
 from ._score_matching import ddpm_eps_loss as ddpm_eps_loss, dsm_loss as dsm_loss
+from ._vq import codebook_perplexity as codebook_perplexity, vq_vae_loss as vq_vae_loss

@@ -30,3 +30,12 @@ from ._param import (
     edm_preconditioning as edm_preconditioning,
 )
 from ._unet import UNet8 as UNet8
+from ._vae import (
+    BernoulliDecoder as BernoulliDecoder,
+    GaussianDecoder as GaussianDecoder,
+    GaussianEncoder as GaussianEncoder,
+    MLPEncoder as MLPEncoder,
+    decode_latents as decode_latents,
+    latent_codes as latent_codes,
+)
+from ._vq import CodebookEMA as CodebookEMA, VectorQuantizer as VectorQuantizer

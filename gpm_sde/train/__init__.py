@@ -1,5 +1,6 @@
 r"""Training (optax and equinox) for every model family: score models, GANs, Score GAN,
-Discriminator Flow and DiffFlow-GAN.
+Discriminator Flow, DiffFlow-GAN, and
+the autoencoders (VAE, VQ-VAE) whose latent codes latent models train on.
 
 Each family follows the optax/equinox idiom, with one naming pattern:
 
@@ -88,4 +89,14 @@ from ._score_gan import (
     score_gan_init as score_gan_init,
     score_gan_make_step as score_gan_make_step,
     train_score_gan as train_score_gan,
+)
+from ._vae import (
+    VAEState as VAEState,
+    VQVAEState as VQVAEState,
+    fit_vae as fit_vae,
+    fit_vq_vae as fit_vq_vae,
+    vae_init as vae_init,
+    vae_make_step as vae_make_step,
+    vq_vae_init as vq_vae_init,
+    vq_vae_make_step as vq_vae_make_step,
 )
