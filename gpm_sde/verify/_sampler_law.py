@@ -6,6 +6,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import check_float_array
@@ -59,44 +60,53 @@ def sampler_gaussian_law(
     return _propagate(plan, m, c)
 
 
-@eqx.filter_jit
 def _propagate(plan: StepPlan, m: Array, c: Array) -> tuple[Array, Array]:
-    d, k = m.shape[0], plan.n_state
+    """Step by step, one compiled step per plan structure (a scan would recompile for every
+    number of steps)."""
     dtype = m.dtype
-    params = jax.tree_util.tree_map(lambda a: a.astype(dtype), plan.params)
+    params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=dtype), plan.params)
     n = plan.n_steps
+    mu, sigma = _initial(plan, m, c)
+    for k in range(n):
+        p = jax.tree_util.tree_map(lambda a, k=k: a[k], params)
+        first_order = plan.last_first_order and k == n - 1
+        mu, sigma = _moments(plan.step, mu, sigma, p, first_order=first_order,
+                             d=m.shape[0], k=plan.n_state, noisy=plan.noisy)  # fmt: skip
+    return _final(plan, mu, sigma, m.shape[0])
 
-    def unflat(v):
-        return tuple(v[i * d : (i + 1) * d][None] for i in range(k))
 
-    def flat(state):
-        return jnp.concatenate([s[0] for s in state])
+def _unflat(v: Array, d: int, k: int) -> tuple[Array, ...]:
+    return tuple(v[i * d : (i + 1) * d][None] for i in range(k))
 
-    def moments(mu, sigma, p, first_order):
-        def f(v, z):
-            return flat(plan.step(unflat(v), z[None] if plan.noisy else None, p,
-                                  first_order=first_order))  # fmt: skip
 
-        zero = jnp.zeros((d,), dtype)
-        j_s, j_z = jax.jacfwd(f, argnums=(0, 1))(mu, zero)
-        mu_next = f(mu, zero)
-        sigma_next = j_s @ sigma @ j_s.T
-        if plan.noisy:
-            sigma_next = sigma_next + j_z @ j_z.T
-        return mu_next, sigma_next
+def _flat(state: tuple[Array, ...]) -> Array:
+    return jnp.concatenate([s[0] for s in state])
 
-    init = jax.jacfwd(lambda x: flat(plan.initial_state(x[None])))(m)
-    mu = flat(plan.initial_state(m[None]))
-    sigma = init @ c @ init.T
 
-    def body(carry, p):
-        mu_k, sigma_k = carry
-        return moments(mu_k, sigma_k, p, False), None
+@eqx.filter_jit
+def _initial(plan: StepPlan, m: Array, c: Array) -> tuple[Array, Array]:
+    j = jax.jacfwd(lambda x: _flat(plan.initial_state(x[None])))(m)
+    return _flat(plan.initial_state(m[None])), j @ c @ j.T
 
-    head = jax.tree_util.tree_map(lambda a: a[: n - 1], params)
-    last = jax.tree_util.tree_map(lambda a: a[n - 1], params)
-    if n > 1:
-        (mu, sigma), _ = jax.lax.scan(body, (mu, sigma), head)
-    mu, sigma = moments(mu, sigma, last, plan.last_first_order)
-    out = jax.jacfwd(lambda v: plan.output(unflat(v))[0])(mu)
-    return plan.output(unflat(mu))[0], out @ sigma @ out.T
+
+@eqx.filter_jit
+def _final(plan: StepPlan, mu: Array, sigma: Array, d: int) -> tuple[Array, Array]:
+    def out(v):
+        return plan.output(_unflat(v, d, plan.n_state))[0]
+
+    j = jax.jacfwd(out)(mu)
+    return out(mu), j @ sigma @ j.T
+
+
+@eqx.filter_jit
+def _moments(step, mu, sigma, p, *, first_order: bool, d: int, k: int, noisy: bool):
+    def f(v, z):
+        return _flat(step(_unflat(v, d, k), z[None] if noisy else None, p,
+                          first_order=first_order))  # fmt: skip
+
+    zero = jnp.zeros((d,), mu.dtype)
+    j_s, j_z = jax.jacfwd(f, argnums=(0, 1))(mu, zero)
+    sigma_next = j_s @ sigma @ j_s.T
+    if noisy:
+        sigma_next = sigma_next + j_z @ j_z.T
+    return f(mu, zero), sigma_next
