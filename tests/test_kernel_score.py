@@ -228,3 +228,21 @@ def test_hundred_thousand_particles_2d(key):
     ref = _naive_score(np.asarray(y)[rows], np.asarray(y), h)
     np.testing.assert_allclose(np.asarray(out)[rows], ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
     print(f"N = 1e5 kernel score: {elapsed:.1f} s")
+
+
+def test_default_block_follows_platform_and_n():
+    """The measured defaults (see `default_block`): 1024 on a CPU, 4096 then 8192 on a GPU,
+    capped at the next power of two >= N; `block=None` uses it, and the score does not depend
+    on the tile size beyond round-off."""
+    from gpm_sde.scores import default_block
+
+    assert default_block(30_000, "cpu") == 1024 and default_block(10**6, "cpu") == 1024
+    assert default_block(30_000, "gpu") == 4096 and default_block(300_000, "gpu") == 8192
+    assert default_block(100, "cpu") == 128 and default_block(1, "gpu") == 1
+    assert default_block(30_000, "tpu") == 1024
+    with pytest.raises(ValueError, match="n"):
+        default_block(0)
+    y = jax.random.normal(jax.random.key(3), (300, 2))
+    auto = KernelScore(0.3)(0.0, y)
+    assert KernelScore(0.3).block is None
+    np.testing.assert_allclose(auto, KernelScore(0.3, block=16)(0.0, y), rtol=1e-12, atol=1e-12)

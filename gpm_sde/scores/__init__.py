@@ -36,6 +36,7 @@ from ._exact import (
 from ._kernel import (
     KernelScore as KernelScore,
     SmoothedCloudScore as SmoothedCloudScore,
+    default_block as default_block,
     kde_bandwidth as kde_bandwidth,
     kernel_score_blocked as kernel_score_blocked,
 )
