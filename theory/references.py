@@ -23,7 +23,7 @@ _PAGES: dict[str, tuple[str, ...]] = {
         "pf-likelihood",
         "dsm-minimiser",
     ),
-    "solvers.md": ("convergence-orders",),
+    "solvers.md": ("convergence-orders", "sampler-orders"),
     "ddpm.md": ("ddpm-closed-form", "ddpm-eps-mean", "ddpm-exact-eps", "ddpm-to-vp"),
     "langevin.md": ("langevin-vs-annealed",),
     "diffflow.md": (

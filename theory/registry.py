@@ -29,6 +29,7 @@ from .claims import (
     optimal_discriminator,
     pf_likelihood,
     reverse_marginals,
+    sampler_orders,
     score_gan_field,
     wgan_gp_w1,
 )
@@ -41,6 +42,7 @@ CLAIMS: tuple[Claim, ...] = (
     lambda_family.CLAIM,
     pf_likelihood.CLAIM,
     convergence_orders.CLAIM,
+    sampler_orders.CLAIM,
     ddpm_closed_form.CLAIM,
     ddpm_eps_mean.CLAIM,
     ddpm_exact_eps.CLAIM,
