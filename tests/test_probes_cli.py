@@ -6,7 +6,9 @@ directory, runs `gpm_sde.cli.main(argv)` in-process, and checks its verdict:
 - `refused`: the exit code (2, or argparse's 2), a one-line message on stderr naming the key,
   argument or file, no traceback, and every file under the test's folder byte-for-byte as it
   was (a refused command writes nothing);
-- `correct`: exit code 0 and the correct result (checked by the probe's own `check`).
+- `correct`: exit code 0 and the correct result (checked by the probe's own `check`);
+- `clean-failure`: a run that fails while training (it diverges): exit 2, one line, and a
+  run directory that `--resume` can continue.
 
 Subprocess checks run the console script (exit codes), Ctrl-C (exit 130, the run resumable)
 and, under `slow`, SIGKILL during training and during a save followed by `--resume`: the
@@ -77,6 +79,12 @@ def _edit(text: str, section: str, line: str) -> str:
 
 def _drop(text: str, prefix: str) -> str:
     return "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith(prefix))
+
+
+VERDICTS = ("refused", "correct", "clean-failure")
+"""`refused`: exit 2 before anything is written, one line naming the key, argument or file;
+`correct`: exit 0 and the right result; `clean-failure`: a run that fails while training
+(exit 2, one line) and leaves a resumable run directory."""
 
 
 @dataclass
@@ -207,6 +215,16 @@ def _history(tmp: Path, last: int) -> None:
     with np.load(tmp / "run" / "history.npz") as h:
         assert h["step"].tolist() == list(range(1, last + 1))
         assert np.isfinite(h["loss"]).all() and h["loss"].shape == (last,)
+
+
+def _diverged(tmp: Path) -> None:
+    """The last good state (step 0) is the checkpoint, the history is empty: resumable."""
+    from gpm_sde.train import read_checkpoint_header
+
+    assert read_checkpoint_header(tmp / "run" / "checkpoint.eqx")["step"] == 0
+    with np.load(tmp / "run" / "history.npz") as h:
+        assert h["step"].size == 0
+    assert load_config(tmp / "run" / "config.toml")["train"]["lr"] == 1e30
 
 
 def _no_lock(tmp: Path) -> None:
@@ -652,6 +670,14 @@ PROBES: list[Probe] = [
     ),
     Probe("sample-help", ["sample", "--help"], 0, "", verdict="correct"),
     Probe(
+        "diverged-run",
+        ["train", "{cfg}", "--out", "{run}", "--set", "train.lr=1e30", "--no-progress"],
+        2,
+        "the metric `loss` is nan at step",
+        verdict="clean-failure",
+        check=_all(_diverged, _no_lock),
+    ),
+    Probe(
         "resume-set-sample-key-allowed",
         ["train", "{cfg}", "--out", "{run}", "--resume", "--set", "sample.n=5", "--no-progress"],
         0,
@@ -717,25 +743,24 @@ def test_probe(probe: Probe, tmp_path, capsys, request):
     err = captured.err
     assert "Traceback" not in err and "Traceback" not in captured.out
     assert code == probe.code, (code, err)
-    if probe.verdict == "refused":
-        lines = [ln for ln in err.splitlines() if ln.strip()]
+    if probe.verdict != "correct":
+        lines = [ln for ln in err.splitlines() if ln.strip() and "\r" not in ln]
         # One message line (argparse adds its usage line before it).
         assert lines and lines[-1].startswith("gpm-sde"), err
         assert len([ln for ln in lines if not ln.startswith(("usage:", " "))]) == 1, err
         assert probe.message in lines[-1], (probe.message, err)
+    if probe.verdict == "refused":
         assert _digest(tmp_path) == before, "a refused command changed the files"
-    else:
-        if probe.check is not None:
-            probe.check(tmp_path)
+    if probe.check is not None:
+        probe.check(tmp_path)
 
 
 def test_probe_counts():
     """The table: at least 90 probes, each with a distinct name, counted by verdict."""
     names = [p.name for p in PROBES]
     assert len(set(names)) == len(names)
-    refused = sum(p.verdict == "refused" for p in PROBES)
-    correct = sum(p.verdict == "correct" for p in PROBES)
-    assert refused + correct == len(PROBES) >= 90
+    counts = {v: sum(p.verdict == v for p in PROBES) for v in VERDICTS}
+    assert sum(counts.values()) == len(PROBES) >= 90 and counts["refused"] >= 90
     assert all(p.message for p in PROBES if p.verdict == "refused")
 
 

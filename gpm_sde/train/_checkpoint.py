@@ -107,7 +107,7 @@ def check_checkpoint_path(path: Any, name: str = "checkpoint") -> Path:
     if path.is_dir():
         raise CheckpointError(
             f"`{name}` {text!r} is a folder; pass a file path in it, e.g. "
-            f"{str(path / 'checkpoint.eqx')!r}."
+            f"{str(path / ('history.npz' if name == 'history' else 'checkpoint.eqx'))!r}."
         )
     parent = path.parent
     while not parent.exists():
