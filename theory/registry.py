@@ -18,10 +18,12 @@ from .claims import (
     diffflow_spectrum,
     discriminator_flow,
     dsm_minimiser,
+    elbo_ppca,
     exact_marginals,
     fgan_tightness,
     generator_identity,
     int_pm_ntk,
+    iwae_monotone,
     kl_dissipation,
     lambda_family,
     langevin_vs_annealed,
@@ -63,6 +65,8 @@ CLAIMS: tuple[Claim, ...] = (
     wgan_gp_w1.CLAIM,
     dsm_minimiser.CLAIM,
     int_pm_ntk.CLAIM,
+    elbo_ppca.CLAIM,
+    iwae_monotone.CLAIM,
 )
 
 
