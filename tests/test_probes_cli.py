@@ -493,7 +493,7 @@ PROBES: list[Probe] = [
         setup=_replace("history.npz", b"PK\x03\x04garbage"),
     ),
     _resume("resume-history-a-directory", TINY, "history.npz", setup=_history_dir),
-    _resume("resume-locked", TINY, "locked by process", setup=_lock(os.getpid())),
+    _resume("resume-locked", TINY, "locked by process", setup=_lock(os.getppid())),
     _resume("resume-locked-fresh-garbage", TINY, "locked by another process", setup=_lock(None)),
     Probe(
         "overwrite-locked",
@@ -501,7 +501,7 @@ PROBES: list[Probe] = [
         2,
         "locked by process",
         needs_run=True,
-        setup=_lock(os.getpid()),
+        setup=_lock(os.getppid()),
     ),
     Probe(
         "train-into-run-without-config",

@@ -142,6 +142,15 @@ def run(args: argparse.Namespace) -> int:
             check_checkpoint(cfg, run_dir)
         try:
             with RunLock(run_dir):
+                # The directory may have changed between the checks and the lock.
+                again = check_run_dir(
+                    cfg, run_dir, overwrite=args.overwrite, force=args.force, locked=True
+                )
+                if again != resume:
+                    raise ConfigError(
+                        f"the run directory {str(run_dir)!r} changed while `gpm-sde train` "
+                        f"started; run the command again."
+                    )
                 if args.overwrite:
                     _clear(run_dir)
                 write_text_atomic(run_dir / CONFIG, cfg.to_toml(versions()))
@@ -176,15 +185,20 @@ def check_output_dir(run_dir: Path, what: str = "the run directory") -> None:
         )
 
 
-def check_run_dir(cfg: RunConfig, run_dir: Path, *, overwrite: bool, force: bool) -> bool:
+def check_run_dir(
+    cfg: RunConfig, run_dir: Path, *, overwrite: bool, force: bool, locked: bool = False
+) -> bool:
     """Apply the rules of an existing run directory; return whether the run is resumed.
-    Reads only: a refusal leaves the directory as it was."""
+    Reads only: a refusal leaves the directory as it was. `locked`: the caller holds the
+    lock (the check is repeated under it, silently, in case the directory changed)."""
+    say = (lambda text: None) if locked else print
     check_output_dir(run_dir)
     if not run_dir.is_dir() or not _entries(run_dir):
         if cfg["train"]["resume"]:
-            print(f"gpm-sde train: nothing to resume in {str(run_dir)!r}: a new run.")
+            say(f"gpm-sde train: nothing to resume in {str(run_dir)!r}: a new run.")
         return False
-    RunLock(run_dir).check()
+    if not locked:
+        RunLock(run_dir).check()
     if not (run_dir / CONFIG).is_file():
         raise ConfigError(
             f"the run directory {str(run_dir)!r} (`--out`) is not empty and holds no gpm-sde "
@@ -205,7 +219,7 @@ def check_run_dir(cfg: RunConfig, run_dir: Path, *, overwrite: bool, force: bool
                 f"`--resume`: the run's configuration cannot be read ({err}); pass `--force` to "
                 f"continue with the new configuration."
             ) from None
-        print(f"gpm-sde train: --force: the run's configuration cannot be read ({err}).")
+        say(f"gpm-sde train: --force: the run's configuration cannot be read ({err}).")
         return True
     ignore = RESUMABLE + tuple(f"sample.{k}" for k in cfg["sample"])
     diffs = cfg.differences(saved, ignore=ignore)
@@ -216,7 +230,7 @@ def check_run_dir(cfg: RunConfig, run_dir: Path, *, overwrite: bool, force: bool
             f"`--overwrite` to start afresh, or the run's own {CONFIG}."
         )
     if diffs:
-        print(f"gpm-sde train: --force: continuing with the new values of {'; '.join(diffs)}.")
+        say(f"gpm-sde train: --force: continuing with the new values of {'; '.join(diffs)}.")
     return True
 
 
