@@ -24,6 +24,10 @@ from jax.core import Tracer
 
 _INT_TYPES = (int, np.integer)
 
+IntLike = int | np.integer
+"""The annotation of a count: a Python int or a NumPy integer (`np.int64(10)`), which every
+count accepts (`check_int` returns it as a Python int)."""
+
 
 def is_concrete(*values: Any) -> bool:
     """True when no leaf of `values` is a JAX tracer, so its value can be inspected."""
@@ -230,4 +234,4 @@ def check_nonnegative_schedule(name: str, value: Any, fix: str = "") -> None:
 def is_literal_zero(value: Any) -> bool:
     """True for a Python or NumPy number equal to 0 (never for a callable or a traced array):
     a transform given a literal zero schedule can return an ODE."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(value == 0)

@@ -10,6 +10,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import (
+    IntLike,
     as_numpy,
     check_finite,
     check_float_array,
@@ -140,7 +141,7 @@ class GaussianMixture(eqx.Module):
         r = jax.nn.softmax(log_probs)
         return -jnp.sum(r[:, None] * precision_diff, axis=0)
 
-    def sample(self, key: PRNGKeyArray, n: int) -> Float[Array, "n d"]:
+    def sample(self, key: PRNGKeyArray, n: IntLike) -> Float[Array, "n d"]:
         r"""Draw `n` points: $k \sim \mathrm{Cat}(w)$, then $x = \mu_k + L_k \varepsilon$ with
         $L_k L_k^\top = \Sigma_k$ and $\varepsilon \sim \mathcal{N}(0, I)$."""
         n = check_int("n", n, 0, "the number of samples", example=1000)
@@ -151,12 +152,12 @@ class GaussianMixture(eqx.Module):
         return self.means[comp] + jnp.einsum("nij,nj->ni", chol[comp], eps)
 
     def sample_with_components(
-        self, key: PRNGKeyArray, n: int
+        self, key: PRNGKeyArray, n: IntLike
     ) -> tuple[Float[Array, "n d"], Array]:
         """Like [`sample`][gpm_sde.GaussianMixture.sample], also returning the component index
         of each point (the same draws for the same key)."""
         k_key, _ = jr.split(key)
-        comp = jr.categorical(k_key, jnp.log(self.weights), shape=(n,))
+        comp = jr.categorical(k_key, jnp.log(self.weights), shape=(int(n),))
         return self.sample(key, n), comp
 
     def mean(self) -> Float[Array, " d"]:

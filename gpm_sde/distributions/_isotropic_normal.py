@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_positive
+from .._checks import IntLike, check_positive
 
 
 class IsotropicNormal(eqx.Module):
@@ -39,9 +39,9 @@ class IsotropicNormal(eqx.Module):
         return -x / self.std**2
 
     def sample(
-        self, key: PRNGKeyArray, n: int, event_shape: tuple[int, ...]
+        self, key: PRNGKeyArray, n: IntLike, event_shape: tuple[int, ...]
     ) -> Float[Array, " n *event"]:
         """Draw `n` points of shape `event_shape`: a cloud `(n, *event_shape)`."""
         if n < 0:
             raise ValueError(f"`n` must be a non-negative int (the number of samples), got {n!r}.")
-        return self.std * jr.normal(key, (n, *event_shape), dtype=self.std.dtype)
+        return self.std * jr.normal(key, (int(n), *event_shape), dtype=self.std.dtype)

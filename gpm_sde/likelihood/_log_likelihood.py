@@ -17,6 +17,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._checks import (
+    IntLike,
     check_batch,
     check_finite,
     check_int,
@@ -276,12 +277,12 @@ def log_likelihood(
     *,
     key: PRNGKeyArray | None = None,
     trace: Literal["exact", "hutchinson"] = "exact",
-    probes: int = 1,
+    probes: IntLike = 1,
     eps: float = 1e-5,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     solver: diffrax.AbstractSolver | None = None,
-    max_steps: int = 4096,
+    max_steps: IntLike = 4096,
     prior: Any = None,
 ) -> Float[Array, " n"]:
     r"""Log-density of each point of `x` under the model defined by `score`, in nats.
@@ -346,6 +347,7 @@ def log_likelihood(
     _check_start("prior", prior)
     flow = probability_flow(process, score)
     s1 = process.T - eps
+    flow.check_scores(jnp.asarray(s1, dtype=jnp.result_type(float)), jnp.asarray(x))
     _check_pointwise(flow.drift, jnp.asarray(x), s1, None, "`score`")
     return _integrate(
         flow.drift,
@@ -356,11 +358,11 @@ def log_likelihood(
         None,
         key=key,
         trace=trace,
-        probes=probes,
+        probes=int(probes),
         rtol=rtol,
         atol=atol,
         solver=solver,
-        max_steps=max_steps,
+        max_steps=int(max_steps),
         who="log_likelihood",
         fixes=" (the score grows like 1/σ(t)² near t = 0: a larger `eps`, e.g. 1e-3, eases it)",
     )
@@ -376,11 +378,11 @@ def flow_log_likelihood(
     args: PyTree = None,
     key: PRNGKeyArray | None = None,
     trace: Literal["exact", "hutchinson"] = "exact",
-    probes: int = 1,
+    probes: IntLike = 1,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     solver: diffrax.AbstractSolver | None = None,
-    max_steps: int = 4096,
+    max_steps: IntLike = 4096,
 ) -> Float[Array, " n"]:
     r"""Log-density $\log p_{s_1}(x)$ of each point of `x` under a deterministic flow in
     generation time, $\frac{dy}{ds} = b(s, y)$ with $y(s_0) \sim p_{s_0}$ = `start`, in nats.
@@ -451,6 +453,7 @@ def flow_log_likelihood(
             f"s1={float(np.asarray(s1))}): `start` is the law at s0 and `x` holds points at the "
             f"later time s1."
         )
+    sde.check_scores(jnp.asarray(s1, dtype=jnp.result_type(float)), jnp.asarray(x))
     _check_pointwise(sde.drift, jnp.asarray(x), s1, args, "`sde`'s drift")
     return _integrate(
         sde.drift,
@@ -461,11 +464,11 @@ def flow_log_likelihood(
         args,
         key=key,
         trace=trace,
-        probes=probes,
+        probes=int(probes),
         rtol=rtol,
         atol=atol,
         solver=solver,
-        max_steps=max_steps,
+        max_steps=int(max_steps),
         who="flow_log_likelihood",
         fixes="",
     )

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import check_float_array, check_int, is_concrete
+from .._checks import IntLike, check_float_array, check_int, is_concrete
 from ._frechet_distance import frechet_distance
 
 CHECKPOINT_NAME = "digits_classifier.eqx"
@@ -204,7 +204,7 @@ def digits_features(
     x: ArrayLike,
     *,
     classifier: DigitsClassifier | None = None,
-    batch_size: int = 512,
+    batch_size: IntLike = 512,
 ) -> Float[Array, "n 64"]:
     r"""The 64 penultimate activations of the digits classifier for each image: the features
     on which [`digits_fd`][gpm_sde.metrics.digits_fd] compares image sets (the digits
@@ -230,7 +230,7 @@ def digits_predict(
     x: ArrayLike,
     *,
     classifier: DigitsClassifier | None = None,
-    batch_size: int = 512,
+    batch_size: IntLike = 512,
 ) -> Int[Array, " n"]:
     r"""The digit recognised in each image, $\hat c_i = \arg\max_c \ell_c(x_i)$ over the
     classifier's logits $\ell$.

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._checks import IntLike
 from ._mmd import _check_block_size, _flatten_pair, _pooled
 
 
@@ -62,7 +63,7 @@ def energy_distance(
     x: Float[Array, " n *event"],
     y: Float[Array, " m *event"],
     *,
-    block_size: int = 256,
+    block_size: IntLike = 256,
 ) -> Float[Array, ""]:
     r"""The unbiased estimate of the energy distance $\mathcal{E}(P, Q)$ of the module docstring
     between the laws of the clouds `x` and `y` (Székely & Rizzo 2013, §2; its U-statistic form),
@@ -85,7 +86,7 @@ def energy_distance(
 
     **Returns:** the scalar $\hat{\mathcal{E}}_u$ (in units of distance, not squared).
     """
-    _check_block_size(block_size)
+    block_size = _check_block_size(block_size)
     x2, y2 = _flatten_pair(x, y)
     n, m = x2.shape[0], y2.shape[0]
     s_xx, s_xy, s_yy = _distance_sums(_pooled(x2, y2), n, block_size)

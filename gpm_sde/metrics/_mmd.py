@@ -26,7 +26,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_finite, check_float_array, check_int, check_positive
+from .._checks import IntLike, check_finite, check_float_array, check_int, check_positive
 
 MEDIAN_SUBSAMPLE = 1000
 """The most points used by the median heuristic (see `median_heuristic_bandwidths`)."""
@@ -165,8 +165,10 @@ def _statistics(
     return s_xx / (n * (n - 1)) + s_yy / (m * (m - 1)) - 2.0 * s_xy / (n * m)
 
 
-def _check_block_size(block_size) -> None:
-    check_int("block_size", block_size, 1, "rows of the kernel matrix per block", example=256)
+def _check_block_size(block_size) -> int:
+    return check_int(
+        "block_size", block_size, 1, "rows of the kernel matrix per block", example=256
+    )
 
 
 def mmd(
@@ -174,7 +176,7 @@ def mmd(
     y: Float[Array, " m *event"],
     bandwidths: Bandwidths | None = None,
     *,
-    block_size: int = 256,
+    block_size: IntLike = 256,
     biased: bool = False,
 ) -> Float[Array, ""]:
     r"""The unbiased estimate of the squared maximum mean discrepancy between the laws of the
@@ -208,7 +210,7 @@ def mmd(
 
     **Returns:** the scalar $\mathrm{MMD}^2_u$ (or $\mathrm{MMD}^2_b$).
     """
-    _check_block_size(block_size)
+    block_size = _check_block_size(block_size)
     x2, y2 = _flatten_pair(x, y)
     z = _pooled(x2, y2)
     h = _resolve_bandwidths(z, bandwidths)
@@ -223,10 +225,10 @@ def mmd_permutation_test(
     key: PRNGKeyArray,
     x: Float[Array, " n *event"],
     y: Float[Array, " m *event"],
-    n_permutations: int = 200,
+    n_permutations: IntLike = 200,
     bandwidths: Bandwidths | None = None,
     *,
-    block_size: int = 256,
+    block_size: IntLike = 256,
 ) -> tuple[Float[Array, ""], Float[Array, ""]]:
     r"""The kernel two-sample test of $H_0: p_x = p_y$ (Gretton et al. 2012, §3 and §8),
     calibrated by permutations.
@@ -255,8 +257,10 @@ def mmd_permutation_test(
 
     **Returns:** `(statistic, p_value)`.
     """
-    check_int("n_permutations", n_permutations, 1, "the permutations drawn", example=200)
-    _check_block_size(block_size)
+    n_permutations = check_int(
+        "n_permutations", n_permutations, 1, "the permutations drawn", example=200
+    )
+    block_size = _check_block_size(block_size)
     x2, y2 = _flatten_pair(x, y)
     z = _pooled(x2, y2)
     h = _resolve_bandwidths(z, bandwidths)

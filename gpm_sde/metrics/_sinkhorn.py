@@ -23,7 +23,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._checks import check_int, check_positive, is_concrete
+from .._checks import IntLike, check_int, check_positive, is_concrete
 from .._optional import require
 from ._mmd import _flatten_pair
 
@@ -34,7 +34,7 @@ def sinkhorn_divergence(
     epsilon: float | None = None,
     *,
     threshold: float = 1e-4,
-    max_iterations: int = 2000,
+    max_iterations: IntLike = 2000,
     check_convergence: bool = True,
 ) -> Float[Array, ""]:
     r"""The Sinkhorn divergence $S_\varepsilon$ of the module docstring between the empirical

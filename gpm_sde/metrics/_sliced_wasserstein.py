@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import check_finite, check_float_array, check_int, check_positive
+from .._checks import IntLike, check_finite, check_float_array, check_int, check_positive
 
 
 def sliced_wasserstein(
@@ -14,7 +14,7 @@ def sliced_wasserstein(
     y: Float[Array, " n *event"],
     *,
     key: PRNGKeyArray | None = None,
-    n_projections: int = 128,
+    n_projections: IntLike = 128,
     p: float | int = 2.0,
 ) -> Float[Array, ""]:
     r"""The Monte Carlo sliced $p$-Wasserstein distance between two clouds of equal size

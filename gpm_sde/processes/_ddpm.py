@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import as_numpy, check_float_array, check_int, check_scalar, is_concrete
+from .._checks import IntLike, as_numpy, check_float_array, check_int, check_scalar, is_concrete
 from ..distributions import GaussianMixture, IsotropicNormal
 
 _VARIANCES = ("posterior", "beta")
@@ -355,7 +355,7 @@ def _cosine_betas(n_steps: int, s: float) -> np.ndarray:
 
 
 def ddpm(
-    n_steps: int = 1000,
+    n_steps: IntLike = 1000,
     beta_1: float = 1e-4,
     beta_N: float = 0.02,
     schedule: str = "linear",

@@ -13,7 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import as_numpy, check_callable, check_positive, is_concrete
+from .._checks import IntLike, as_numpy, check_callable, check_positive, is_concrete
 from ..processes import DDPM
 from ..scores import on_cloud
 from ._common import start_cloud
@@ -25,10 +25,10 @@ def ddim(
     ddpm: DDPM,
     eps_model: Callable[..., Any],
     key: PRNGKeyArray | None,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     spacing: str | None = None,
     ts: Int[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " m *event"] | None = None,

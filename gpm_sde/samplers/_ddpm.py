@@ -13,7 +13,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
-from .._checks import as_numpy, check_callable, check_int, is_concrete
+from .._checks import IntLike, as_numpy, check_callable, check_int, is_concrete
 from ..distributions import GaussianMixture
 from ..processes import DDPM
 from ..schedules import ddpm_timesteps
@@ -74,7 +74,7 @@ VARIANCES = {
 
 
 def chain_timesteps(
-    ddpm: DDPM, steps: int | None, spacing: str | None, ts: Any
+    ddpm: DDPM, steps: IntLike | None, spacing: str | None, ts: Any
 ) -> Int[np.ndarray, " k"]:
     """The 0-based, strictly decreasing timesteps a discrete sampler runs: all `N` (`steps`
     and `ts` both `None`), `schedules.ddpm_timesteps(N, steps, spacing)`, or the given `ts`."""
@@ -119,10 +119,10 @@ def ddpm_ancestral(
     ddpm: DDPM,
     eps_model: Callable[..., Any],
     key: PRNGKeyArray,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     spacing: str | None = None,
     ts: Int[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " m *event"] | None = None,

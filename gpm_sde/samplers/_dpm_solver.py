@@ -11,7 +11,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_callable
+from .._checks import IntLike, check_callable
 from ..processes import AbstractLinearProcess
 from ._common import check_process
 from ._plan import (
@@ -76,7 +76,7 @@ def multistep_plan(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     eps: float | int | None = None,
     rho: float = 7.0,
@@ -114,7 +114,7 @@ def singlestep_plan(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     eps: float | int | None = None,
     rho: float = 7.0,
@@ -164,10 +164,10 @@ def dpm_solver_pp_2m(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray | None,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     eps: float | int | None = None,
@@ -207,10 +207,10 @@ def dpm_solver_pp_2s(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray | None,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     eps: float | int | None = None,

@@ -10,7 +10,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_callable
+from .._checks import IntLike, check_callable
 from ..processes import AbstractLinearProcess
 from ._common import check_process
 from ._plan import (
@@ -54,7 +54,7 @@ def heun_plan(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     eps: float | int | None = None,
     rho: float = 7.0,
@@ -120,10 +120,10 @@ def edm_heun(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray | None,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     eps: float | int | None = None,
@@ -179,10 +179,10 @@ def edm_stochastic(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     eps: float | int | None = None,

@@ -10,7 +10,7 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_callable
+from .._checks import IntLike, check_callable
 from ..processes import AbstractLinearProcess
 from ._common import check_process
 from ._plan import (
@@ -46,7 +46,7 @@ def ancestral_plan(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     eps: float | int | None = None,
     rho: float = 7.0,
@@ -84,10 +84,10 @@ def euler_ancestral(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray | None,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     eps: float | int | None = None,

@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import (
+    IntLike,
     as_numpy,
     check_callable,
     check_float_array,
@@ -29,7 +30,7 @@ from ._result import Samples
 
 
 def geometric_sigmas(
-    sigma_max: Float[ArrayLike, ""], sigma_min: Float[ArrayLike, ""], n: int
+    sigma_max: Float[ArrayLike, ""], sigma_min: Float[ArrayLike, ""], n: IntLike
 ) -> Float[Array, " n"]:
     r"""$n$ noise levels in geometric progression from $\sigma_1$ = `sigma_max` down to
     $\sigma_L$ = `sigma_min` (Song & Ermon 2019, §4.2):
@@ -71,10 +72,10 @@ def annealed_langevin(
     score: Callable[..., Any],
     sigmas: Float[ArrayLike, " L"],
     key: PRNGKeyArray,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps_per_level: int,
+    steps_per_level: IntLike,
     eps: Float[ArrayLike, ""],
     x_init: Float[Array, " n *event"] | None = None,
 ) -> Samples:

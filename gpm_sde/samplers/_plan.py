@@ -14,7 +14,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
-from .._checks import as_numpy, check_int, check_positive, is_concrete
+from .._checks import IntLike, as_numpy, check_int, check_positive, is_concrete
 from ..processes import AbstractLinearProcess
 from ..schedules import time_grid
 from ..scores import check_score, on_cloud
@@ -141,7 +141,7 @@ def times_of_ratio(process: AbstractLinearProcess, targets: np.ndarray) -> np.nd
 
 def karras_time_grid(
     process: AbstractLinearProcess,
-    steps: int | None,
+    steps: IntLike | None,
     ts: Float[ArrayLike, " k"] | None,
     eps: float | int | None,
     rho: Float[ArrayLike, ""],

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_callable, check_int, check_positive
+from .._checks import IntLike, check_callable, check_int, check_positive
 from ..processes import AbstractLinearProcess
 from ..scores import check_score, on_cloud
 from ..sde import SDE, reverse
@@ -31,13 +31,13 @@ def predictor_corrector(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
-    corrector_steps: int = 1,
+    corrector_steps: IntLike = 1,
     snr: Float[ArrayLike, ""] = 0.16,
     predictor: str = "reverse_diffusion",
     order: str = "corrector_first",

@@ -8,7 +8,7 @@ from typing import Any
 import diffrax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import check_callable
+from .._checks import IntLike, check_callable
 from ..processes import AbstractLinearProcess
 from ..schedules import Schedule
 from ..sde import SDE, probability_flow, reverse
@@ -66,10 +66,10 @@ def reverse_sde_sample(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     lam: Schedule | None = None,
@@ -125,6 +125,7 @@ def reverse_sde_sample(
     grid, end = generation_grid(process, steps, ts, eps, x_init is not None)
     x0, k_noise = start_cloud(process.prior, key, n, event_shape, x_init, needs_noise=True)
     sde = reverse(process, score, lam, label="`score` of `reverse_sde_sample`")
+    steps = None if steps is None else int(steps)
     return _solve(sde, x0, k_noise, process.T - end, grid, steps, ts, solver, saveat)
 
 
@@ -132,10 +133,10 @@ def probability_flow_sample(
     process: AbstractLinearProcess,
     score: Callable[..., Any],
     key: PRNGKeyArray | None,
-    n: int | None = None,
+    n: IntLike | None = None,
     event_shape: Sequence[int] | None = None,
     *,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     x_init: Float[Array, " n *event"] | None = None,
     eps: float | int | None = None,
@@ -164,4 +165,5 @@ def probability_flow_sample(
     grid, end = generation_grid(process, steps, ts, eps, x_init is not None)
     x0, _ = start_cloud(process.prior, key, n, event_shape, x_init, needs_noise=False)
     sde = probability_flow(process, score, label="`score` of `probability_flow_sample`")
+    steps = None if steps is None else int(steps)
     return _solve(sde, x0, None, process.T - end, grid, steps, ts, solver, saveat)

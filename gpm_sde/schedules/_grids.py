@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._checks import as_numpy, check_finite, check_int, check_positive, is_concrete
+from .._checks import IntLike, as_numpy, check_finite, check_int, check_positive, is_concrete
 
 if TYPE_CHECKING:
     from ..processes import AbstractLinearProcess
@@ -37,7 +37,7 @@ def _karras(n: int, sigma_min: float, sigma_max: float, rho: float) -> np.ndarra
 
 
 def karras_sigmas(
-    n: int,
+    n: IntLike,
     sigma_min: Float[ArrayLike, ""],
     sigma_max: Float[ArrayLike, ""],
     rho: Float[ArrayLike, ""] = 7.0,
@@ -160,7 +160,7 @@ def ddpm_timesteps(
 
 def time_grid(
     process: AbstractLinearProcess,
-    steps: int,
+    steps: IntLike,
     spacing: str = "uniform",
     *,
     eps: Float[ArrayLike, ""] = 1e-3,

@@ -15,6 +15,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from .._checks import (
+    IntLike,
     check_batch,
     check_finite,
     check_float_array,
@@ -364,14 +365,14 @@ def simulate(
     key: PRNGKeyArray | None,
     *,
     t1: Float[ArrayLike, ""] | None = None,
-    steps: int | None = None,
+    steps: IntLike | None = None,
     t0: Float[ArrayLike, ""] | None = None,
     ts: Float[ArrayLike, " k"] | None = None,
     solver: diffrax.AbstractSolver | None = None,
     saveat: diffrax.SaveAt | None = None,
     args: PyTree = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    max_steps: int | None = None,
+    max_steps: IntLike | None = None,
     progress: bool = False,
     check_finite: bool = True,
 ) -> diffrax.Solution:
@@ -498,7 +499,9 @@ def simulate(
         budget = steps
     else:
         controller = stepsize_controller
-        budget = 16 * steps if max_steps is None else max_steps
+        budget = 16 * steps
+        if max_steps is not None:
+            budget = check_int("max_steps", max_steps, 1, "the adaptive step budget", example=4096)
     if sde.is_ode:
         terms = sde.terms()
     else:

@@ -13,7 +13,14 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from .._checks import check_finite, check_float_array, check_int, is_concrete
+from .._checks import (
+    check_finite,
+    check_float_array,
+    check_int,
+    check_positive,
+    check_scalar,
+    is_concrete,
+)
 from ..nn import FourierEmbedding
 from ..processes import DDPM, AbstractLinearProcess
 from ..schedules import AbstractSchedule
@@ -184,8 +191,10 @@ def opt_step(
 
 
 def check_optimizer(optimizer: Any, name: str, lr: float) -> optax.GradientTransformation:
-    """`optimizer`, or Adam with learning rate `lr` when it is `None`."""
+    """`optimizer`, or Adam with learning rate `lr` (finite, > 0) when it is `None`."""
     if optimizer is None:
+        check_scalar("lr", lr)
+        check_positive("lr", lr, fix="pass a learning rate such as lr=1e-3")
         return optax.adam(lr)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
+from .._checks import check_positive, check_scalar
 from ..losses import AbstractGANLoss, clip_weights, gan_loss, gradient_penalty, r1_penalty
 from ._common import (
     EMA,
@@ -45,7 +46,12 @@ def as_gan_loss(loss: Any) -> AbstractGANLoss:
     if isinstance(loss, AbstractGANLoss):
         return loss
     if isinstance(loss, str):
-        return gan_loss(loss)
+        try:
+            return gan_loss(loss)
+        except ValueError as err:
+            raise ValueError(
+                f"`loss` must be a loss name accepted by `gan_loss` or a GAN loss object; {err}"
+            ) from err
     raise TypeError(
         f"`loss` must be a loss name such as 'nonsaturating' or 'wgan', or a "
         f"gpm_sde.losses GAN loss object, got {type(loss).__name__}."
@@ -102,6 +108,9 @@ class GANState(eqx.Module):
 def _gan_optimizers(
     g_optimizer: Any, d_optimizer: Any, lr: float
 ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    if g_optimizer is None or d_optimizer is None:
+        check_scalar("lr", lr)
+        check_positive("lr", lr, fix="pass a learning rate such as lr=2e-4")
     default = optax.adam(lr, b1=0.5)
     g_opt = check_optimizer(default if g_optimizer is None else g_optimizer, "g_optimizer", lr)
     d_opt = check_optimizer(default if d_optimizer is None else d_optimizer, "d_optimizer", lr)
