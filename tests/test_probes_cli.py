@@ -194,6 +194,11 @@ def _bad_run_config(data: bytes) -> Callable[[Path], None]:
     return _replace("config.toml", data)
 
 
+def _ckpt_dir(tmp: Path) -> None:
+    (tmp / "run" / "checkpoint.eqx").unlink()
+    (tmp / "run" / "checkpoint.eqx").mkdir()
+
+
 def _history_dir(tmp: Path) -> None:
     (tmp / "run" / "history.npz").unlink()
     (tmp / "run" / "history.npz").mkdir()
@@ -493,6 +498,36 @@ PROBES: list[Probe] = [
         setup=_replace("history.npz", b"PK\x03\x04garbage"),
     ),
     _resume("resume-history-a-directory", TINY, "history.npz", setup=_history_dir),
+    _resume(
+        "resume-wrong-digest",
+        TINY,
+        "truncated or corrupted",
+        setup=_header(
+            b'{"version": 2, "trainer": "fit_score", "step": 20, "sha256": "' + b"0" * 64 + b'"}'
+        ),
+    ),
+    _resume(
+        "resume-digest-missing",
+        TINY,
+        "unsupported header",
+        setup=_header(b'{"version": 2, "trainer": "fit_score", "step": 20}'),
+    ),
+    _resume("resume-checkpoint-a-directory", TINY, "is a folder", setup=_ckpt_dir),
+    _resume(
+        "resume-set-twice-last-bad",
+        TINY,
+        "`--set train.lr=nan`",
+        "--set",
+        "train.lr=1e-3",
+        "--set",
+        "train.lr=nan",
+    ),
+    Probe(
+        "out-holds-the-config",
+        ["train", "{cfg}", "--out", "{tmp}"],
+        2,
+        "holds no gpm-sde run",
+    ),
     _resume("resume-locked", TINY, "locked by process", setup=_lock(os.getppid())),
     _resume("resume-locked-fresh-garbage", TINY, "locked by another process", setup=_lock(None)),
     Probe(
@@ -669,6 +704,34 @@ PROBES: list[Probe] = [
         ),
     ),
     Probe("sample-help", ["sample", "--help"], 0, "", verdict="correct"),
+    Probe(
+        "resume-with-the-run's-own-config",
+        ["train", "{run}/config.toml", "--out", "{run}", "--resume", "--no-progress"],
+        0,
+        "",
+        needs_run=True,
+        verdict="correct",
+        check=_all(lambda t: _history(t, 20), _no_lock),
+    ),
+    Probe(
+        "resume-set-same-value",
+        ["train", "{cfg}", "--out", "{run}", "--resume", "--set", 'model.process="vp"'],
+        0,
+        "",
+        needs_run=True,
+        verdict="correct",
+        check=lambda t: _resolved(t, model__process="vp"),
+    ),
+    Probe(
+        "resume-v1-checkpoint-accepted",
+        ["train", "{cfg}", "--out", "{run}", "--resume", "--no-progress"],
+        0,
+        "",
+        needs_run=True,
+        setup=_header(b'{"version": 1, "trainer": "fit_score", "step": 20}'),
+        verdict="correct",
+        check=_no_lock,
+    ),
     Probe(
         "diverged-run",
         ["train", "{cfg}", "--out", "{run}", "--set", "train.lr=1e30", "--no-progress"],

@@ -129,6 +129,11 @@ def read_checkpoint_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header of the checkpoint at `path` (`version`, `trainer`, `step` and, from
     version 2 on, `sha256`)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"`checkpoint` {str(path)!r} is a folder, not a checkpoint file; pass the file a "
+            f"training loop wrote (its `checkpoint=` argument)."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"`checkpoint` {str(path)!r} does not exist; pass the path a training loop wrote "
@@ -189,6 +194,11 @@ def load_checkpoint(
     - `trainer`: if given, the trainer name the header must carry.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"`checkpoint` {str(path)!r} is a folder, not a checkpoint file; pass the file a "
+            f"training loop wrote (its `checkpoint=` argument)."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"`checkpoint` {str(path)!r} does not exist; pass the path a training loop wrote, "
