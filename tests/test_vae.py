@@ -140,7 +140,7 @@ def test_suboptimal_encoder_gap_is_kl_to_the_posterior(seed: int):
         est, se = _repeat_estimates(
             lambda x, k: losses.elbo(enc, dec, x, k, kl=kl, reduction="none"),
             X,
-            20_000,
+            5_000,
             jr.key(seed),
         )
         z = (est - target) / se
@@ -159,32 +159,32 @@ def test_beta_weights_the_kl_term():
 
 
 def test_iwae_bound_increases_with_k_towards_log_p():
-    """Burda et al. 2016, Theorem 1: L_1 ≤ L_2 ≤ ... ≤ log p and L_K → log p. Means over
-    3,000 independent draws per point and K; each step up in K must be positive beyond
-    5 standard errors of the difference, and the gap at K = 256 under a tenth of the ELBO's."""
+    """Burda et al. 2016, Theorem 1: L_1 ≤ L_8 ≤ L_64 ≤ log p and L_K → log p. Means over
+    2,000 independent draws per K (one point); each step up in K must be positive beyond
+    5 standard errors of the difference, L_1 must match the closed-form ELBO within 5 SE, and
+    the gap at K = 64 must be under a tenth of the ELBO's (it is about 1/100: the delta method
+    gives Var(w)/2K). The theory claim `iwae-monotone` runs the larger version."""
     w = W_GENERAL
     a, b, _ = _posterior(w)
     enc, dec = _encoder(0.8 * a, b + 0.1, np.array([-0.9, -0.5])), _decoder(w)
-    x = X[:2]
-    log_p = _log_p(w, x)
+    x = X[1:2]
+    log_p = _log_p(w, x)[0]
     means, ses = [], []
-    ks = (1, 4, 16, 64, 256)
-    for i, k in enumerate(ks):
-        m, s = _repeat_estimates(
-            lambda xx, kk, k=k: losses.iwae_bound(enc, dec, xx, kk, k=k, reduction="none"),
-            x,
-            3_000,
-            jr.key(10 + i),
-        )
-        means.append(m)
-        ses.append(s)
+    for i, k in enumerate((1, 8, 64)):
+        fn = jax.jit(lambda xx, kk, k=k: losses.iwae_bound(enc, dec, xx, kk, k=k, reduction="none"))
+        m, s = _repeat_estimates(fn, x, 2_000, jr.key(10 + i))
+        means.append(m[0])
+        ses.append(s[0])
     means, ses = np.array(means), np.array(ses)
-    steps = np.diff(means, axis=0) / np.hypot(ses[1:], ses[:-1])
-    assert np.all(steps > -Z_TOL), steps
-    assert np.all(np.diff(means[[0, 2, 4]], axis=0) > 0)  # monotone over K = 1, 16, 256
+    steps = np.diff(means) / np.hypot(ses[1:], ses[:-1])
+    assert np.all(steps > Z_TOL), steps  # strictly up, far beyond the noise
     assert np.all((means - log_p) / ses < Z_TOL)  # below log p (within noise)
+    mean, log_std = jax.vmap(enc)(jnp.asarray(x))
+    elbo = _expected_log_lik(w, x, np.asarray(mean), np.exp(2 * np.asarray(log_std)))
+    elbo = elbo[0] - float(losses.gaussian_kl(mean, log_std)[0])
+    assert abs(means[0] - elbo) / ses[0] < Z_TOL
     gaps = log_p - means
-    assert np.all(gaps[-1] < 0.1 * gaps[0]), gaps
+    assert gaps[-1] < 0.1 * gaps[0], gaps
 
 
 def test_bits_per_dim_of_a_bound():
@@ -340,19 +340,19 @@ def test_latent_codes_and_decode_latents():
 def test_fit_vae_and_fit_vq_vae_run_and_improve():
     """A few steps of each trainer: the loss falls, the histories have their metrics."""
     data = jr.normal(jr.key(15), (256, 4)) * jnp.array([2.0, 1.0, 0.5, 0.1])
-    enc = nn.GaussianEncoder(4, 2, 16, 1, key=jr.key(16))
-    dec = nn.GaussianDecoder(2, 4, 16, 1, key=jr.key(17))
+    enc = nn.GaussianEncoder(4, 2, 8, 1, key=jr.key(16))
+    dec = nn.GaussianDecoder(2, 4, 8, 1, key=jr.key(17))
     (enc, dec), hist = train.fit_vae(
-        enc, dec, data, jr.key(18), steps=200, batch_size=64, lr=3e-3, progress=False, chunk=200
+        enc, dec, data, jr.key(18), steps=150, batch_size=64, lr=1e-2, progress=False, chunk=150
     )
     assert set(hist) >= {"loss", "elbo", "kl"}
-    assert hist["elbo"][-20:].mean() > hist["elbo"][:20].mean() + 1.0
-    venc = nn.MLPEncoder(4, (2, 2), 16, 1, key=jr.key(19))
-    vdec = nn.GaussianDecoder((2, 2), 4, 16, 1, key=jr.key(20))
+    assert hist["elbo"][-20:].mean() > hist["elbo"][:20].mean() + 0.5  # SE of each mean ~0.05
+    venc = nn.MLPEncoder(4, (2, 2), 8, 1, key=jr.key(19))
+    vdec = nn.GaussianDecoder((2, 2), 4, 8, 1, key=jr.key(20))
     vq = nn.VectorQuantizer(8, 2, key=jr.key(21))
     (venc, vdec, vq2), vhist = train.fit_vq_vae(
-        venc, vdec, vq, data, jr.key(22), steps=200, batch_size=64, lr=3e-3, progress=False,
-        chunk=200,
+        venc, vdec, vq, data, jr.key(22), steps=150, batch_size=64, lr=1e-2, progress=False,
+        chunk=150,
     )  # fmt: skip
     assert set(vhist) >= {"loss", "recon", "commitment", "perplexity"}
     assert vhist["loss"][-20:].mean() < vhist["loss"][:20].mean()
