@@ -351,7 +351,8 @@ def _small_fit(key, steps, **kwargs):
 def test_resume_equals_an_uninterrupted_run(key, tmp_path):
     straight, hist = _small_fit(key, 40)
     path = tmp_path / "ckpt.eqx"
-    _small_fit(key, 20, checkpoint=path)
+    history = tmp_path / "history.npz"
+    _small_fit(key, 20, checkpoint=path, history=history)
     header = train.read_checkpoint_header(path)
     assert {k: header[k] for k in ("version", "trainer", "step")} == {
         "version": 2,
@@ -359,12 +360,26 @@ def test_resume_equals_an_uninterrupted_run(key, tmp_path):
         "step": 20,
     }
     assert len(header["sha256"]) == 64  # the digest of the arrays, verified on load
-    resumed, hist2 = _small_fit(key, 40, checkpoint=path, resume=True)
+    resumed, hist2 = _small_fit(key, 40, checkpoint=path, resume=True, history=history)
     np.testing.assert_array_equal(hist2["step"], np.arange(21, 41))
+    with np.load(history) as saved:  # the file covers the whole run, not only the resume
+        np.testing.assert_array_equal(saved["step"], np.arange(1, 41))
+        np.testing.assert_allclose(saved["loss"], hist["loss"], rtol=1e-12)
     np.testing.assert_allclose(hist2["loss"], hist["loss"][20:], rtol=1e-12)
     for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
     assert train.read_checkpoint_header(path)["step"] == 40
+
+
+def test_checkpoint_paths_are_checked_before_training(key, tmp_path):
+    """A folder, or a path under a file, fails before the first step (nothing is trained)."""
+    (tmp_path / "file").write_text("")
+    for bad, fragment in [(tmp_path, "is a folder"), (tmp_path / "file" / "c.eqx", "a file")]:
+        with pytest.raises(train.CheckpointError, match=fragment):
+            _small_fit(key, 10**9, checkpoint=bad)  # would run for hours if it started
+    with pytest.raises(train.CheckpointError, match=r"`history`.*is a folder"):
+        _small_fit(key, 10**9, checkpoint=tmp_path / "c.eqx", history=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_state(key, tmp_path):
