@@ -16,6 +16,9 @@ then MODE:
   from the checkpoint if it exists; with `DIE_AT=k` in the environment, process 1 exits
   abruptly before step k (the failure test).
 
+`HEARTBEAT=s` in the environment sets `heartbeat_timeout_seconds` (default 60 here; the
+failure test uses 10).
+
 Process 0 writes `result.npz` (arrays gathered from all processes); every process writes
 `p{ID}.json` (its flags and timings).
 """
@@ -123,8 +126,8 @@ def _initialize(pid: int, nproc: int, port: int) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     options: dict = {}
     params = inspect.signature(jax.distributed.initialize).parameters
-    if "heartbeat_timeout_seconds" in params:  # a dead peer is noticed within ~10 s
-        options["heartbeat_timeout_seconds"] = 10
+    if "heartbeat_timeout_seconds" in params:  # a dead peer is noticed within this time
+        options["heartbeat_timeout_seconds"] = int(os.environ.get("HEARTBEAT", "60"))
     if "initialization_timeout" in params:
         options["initialization_timeout"] = 60
     jax.distributed.initialize(

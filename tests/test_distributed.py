@@ -164,7 +164,7 @@ def test_dead_process_ends_the_run_and_a_restart_resumes(tmp_path):
     timeout (10 s) plus a margin, naming the dead task, never hang; a restart of both resumes
     from the step-6 checkpoint and ends where an uninterrupted one-process run ends (1e-12)."""
     worker = _worker_module()
-    procs = launch(tmp_path, "train", {"DIE_AT": "7"})
+    procs = launch(tmp_path, "train", {"DIE_AT": "7", "HEARTBEAT": "10"})
     try:
         assert procs[1].wait(timeout=TIMEOUT) == 3, logs(tmp_path)
         died = time.monotonic()
