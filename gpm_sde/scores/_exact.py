@@ -8,6 +8,7 @@ from typing import Any
 import equinox as eqx
 from jaxtyping import Array, ArrayLike, Float
 
+from .._checks import check_time_range
 from ..distributions import GaussianMixture
 from ..processes import AbstractLinearProcess
 from ._cloud import AbstractTimeChangedScore
@@ -65,5 +66,8 @@ class TimeReversedScore(AbstractTimeChangedScore):
     T: float = eqx.field(static=True)
 
     def time(self, s: Float[ArrayLike, ""]) -> Float[ArrayLike, ""]:
-        """The diffusion time $t = T - s$."""
+        """The diffusion time $t = T - s$. A concrete `s` outside $[0, T]$ raises a
+        `ValueError` naming `s` (inside a solve `s` is traced: there
+        [`simulate`][gpm_sde.simulate] enforces the range of the reverse SDE)."""
+        check_time_range("s", s, 0.0, self.T, "a time-reversed score (s = T - t)")
         return self.T - s
