@@ -184,7 +184,9 @@ def default_block(n: int, platform: str | None = None) -> int:
     | GPU (H200) | $3\cdot10^5$ | | 16.5 | 45.2 | 150.0 | 163.7 | **191.1** | 8192 |
 
     (Gpairs/s, $N^2$ pairs per call.) On a CPU a `1024 × 1024` float32 tile (4 MB) is the
-    largest that stays in cache; at 2048 the throughput halves. On a GPU larger tiles keep
+    largest that stays in cache; at 2048 the throughput halves. Below $N \approx 8000$ the
+    tiles 256, 512 and 1024 are within 10% of each other (interleaved medians at
+    $N = 2000, 4000$), so 1024 is kept for every $N$. On a GPU larger tiles keep
     more of the device busy per step of the scan over point blocks: 4096 below
     $N = 131072$, 8192 from there (the boundary lies between the two measured sizes). Other
     platforms (TPU) are unmeasured and get 1024. The CPU rows were taken on a machine shared
