@@ -69,9 +69,9 @@ def launch(out: pathlib.Path, mode: str, extra_env: dict | None = None) -> list[
     port = _free_port()
     procs = []
     for pid in range(2):
-        log = open(out / f"log{pid}.txt", "w")
         cmd = [sys.executable, str(WORKER), str(pid), "2", str(port), str(out), mode]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        with open(out / f"log{pid}.txt", "w") as log:  # the child keeps its own descriptor
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs
 
 
