@@ -7,6 +7,10 @@ Every network is a final `eqx.Module` acting on **one point** (vmap it over a ba
 - generators as `G(z)` on one latent;
 - discriminators as `D(x)`, or `D(s, x)` when built with `time_conditioned=True`, returning a
   scalar logit.
+- autoencoder parts as `encoder(x) -> (mean, log_std)` (or a latent `z_e` for VQ-VAE) and
+  `decoder(z)` (the decoded mean), with `decoder.log_prob(z, x)` $= \log p_\theta(x \mid z)$;
+  [`latent_codes`][gpm_sde.nn.latent_codes] and [`decode_latents`][gpm_sde.nn.decode_latents]
+  move a dataset into latent space and a latent cloud back.
 
 A parameterisation wrapper ([`EpsilonParam`][gpm_sde.nn.EpsilonParam],
 [`X0Param`][gpm_sde.nn.X0Param], [`ScoreParam`][gpm_sde.nn.ScoreParam],

@@ -287,7 +287,18 @@ def latent_codes(
 
     Returns the codes `(n, *latent)`, e.g. `(n, latent_dim)`: ready for
     [`fit_score`][gpm_sde.train.fit_score] or
-    [`train_score_gan`][gpm_sde.train.train_score_gan] as data.
+    [`train_score_gan`][gpm_sde.train.train_score_gan] as data. A latent diffusion in a few
+    lines:
+
+    ```python
+    (encoder, decoder), _ = train.fit_vae(encoder, decoder, x, key, steps=5000)
+    codes = nn.latent_codes(encoder, x)
+    process = gpm_sde.vp()
+    score = nn.EpsilonParam(nn.ScoreMLP(codes.shape[1], 256, 3, 32, key=k1), process.sigma)
+    score, _ = train.fit_score(score, process, codes, k2, steps=5000)
+    z = samplers.reverse_sde_sample(process, score, k3, 1000, codes.shape[1:], steps=200).x
+    images = nn.decode_latents(decoder, z)
+    ```
     """
 
     def mean(point: Array) -> Array:
