@@ -12,8 +12,14 @@ A case that returns a number where a refusal was expected, or a wrong number whe
 was expected, fails: no case may end in a silent wrong result or a raw traceback (an
 exception of another type, or one that does not name the argument).
 
+Under pytest the annotations are also checked at run time (jaxtyping + beartype, see
+`addopts`), and some hostile arguments are refused by that checker first, with a `TypeError`
+naming the parameter; the count separates them. To exercise the library's own checks on every
+case, run without it: `python -m pytest -o addopts="" tests/test_probes_library.py` (all
+cases then end refused by the library's named error or correct).
+
 Kept cheap: tiny clouds, few steps, module-level models; the few cases that compile a solve
-share their shapes.
+of their own are marked slow.
 """
 
 from __future__ import annotations
