@@ -416,7 +416,11 @@ def simulate(
     - `sde`: the [`SDE`][gpm_sde.SDE], in generation time.
     - `y0`: the initial cloud `(N, *event)`.
     - `key`: PRNG key of the Brownian motion.
-    - `t1`, `t0`: the time interval, `t1 > t0` (`t0` defaults to 0).
+    - `t1`, `t0`: the time interval, `t1 > t0` (`t0` defaults to 0), inside the SDE's
+      `time_range` when it has one (`[0, T]` for [`reverse`][gpm_sde.reverse]): outside it a
+      `ValueError` on concrete times, equinox's runtime error under `jax.jit`. For an SDE with
+      noise they cannot be differentiated (a `ValueError` naming them under `jax.grad`); an
+      ODE's solution is differentiable in them.
     - `steps`: the number of grid steps (`>= 1`); the initial step count when adaptive.
     - `ts`: instead of `steps`, an explicit strictly increasing grid of at least two times
       (e.g. [`time_grid`][gpm_sde.schedules.time_grid]); then `t0 = ts[0]`, `t1 = ts[-1]`
