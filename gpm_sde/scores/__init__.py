@@ -33,6 +33,15 @@ from ._exact import (
     MixtureMarginalScore as MixtureMarginalScore,
     TimeReversedScore as TimeReversedScore,
 )
+from ._guidance import (
+    ClassifierFreeGuidedScore as ClassifierFreeGuidedScore,
+    ClassifierGuidedScore as ClassifierGuidedScore,
+    Conditioned as Conditioned,
+    MixtureComponentLogPosterior as MixtureComponentLogPosterior,
+    bind_label as bind_label,
+    classifier_free_guidance as classifier_free_guidance,
+    classifier_guidance as classifier_guidance,
+)
 from ._kernel import (
     KernelScore as KernelScore,
     SmoothedCloudScore as SmoothedCloudScore,
