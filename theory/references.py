@@ -38,6 +38,7 @@ _PAGES: dict[str, tuple[str, ...]] = {
     "particle-models.md": ("score-gan-field", "discriminator-flow", "int-pm-ntk"),
     "gan-theory.md": ("optimal-discriminator", "fgan-tightness", "lsgan-pearson", "wgan-gp-w1"),
     "latent-models.md": ("elbo-ppca", "iwae-monotone"),
+    "guidance.md": ("guidance",),
 }
 
 DOCS: dict[str, str] = {

@@ -22,6 +22,7 @@ from .claims import (
     exact_marginals,
     fgan_tightness,
     generator_identity,
+    guidance,
     int_pm_ntk,
     iwae_monotone,
     kl_dissipation,
@@ -65,6 +66,7 @@ CLAIMS: tuple[Claim, ...] = (
     wgan_gp_w1.CLAIM,
     dsm_minimiser.CLAIM,
     int_pm_ntk.CLAIM,
+    guidance.CLAIM,
     elbo_ppca.CLAIM,
     iwae_monotone.CLAIM,
 )
