@@ -144,3 +144,46 @@ def test_guidance_is_not_the_score_of_the_noised_tilted_law():
             np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
         else:
             assert abs(got - ref) > 0.05, (got, ref)
+
+
+def test_conditional_score_mlp_uses_its_label_and_null_label():
+    from gpm_sde.nn import ScoreMLP
+
+    key = jax.random.key(3)
+    plain = ScoreMLP(2, 16, 2, 8, key=key)
+    cond = ScoreMLP(2, 16, 2, 8, key=key, num_classes=3)
+    t, x = 0.3, jnp.array([0.5, -1.0])
+    outs = [cond(t, x, y) for y in range(4)]
+    for i in range(4):  # every label, the null label included, changes the output
+        for j in range(i):
+            assert float(jnp.abs(outs[i] - outs[j]).max()) > 1e-6
+    np.testing.assert_array_equal(cond(t, x), outs[3])  # y = None is the null label
+    # Without a label embedding the network is the unconditional one, parameters unchanged.
+    no_label = eqx_tree_without_label(cond)
+    np.testing.assert_allclose(no_label(t, x), plain(t, x), rtol=1e-12)
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(t, x, 1)
+    # bound to a label it is a network `(t, x)` for the parameterisation wrappers
+    np.testing.assert_array_equal(bind_label(cond, 1)(t, x), outs[1])
+
+
+def eqx_tree_without_label(net):
+    import equinox as eqx
+
+    return eqx.tree_at(lambda m: m.label_embedding, net, None, is_leaf=lambda v: v is None)
+
+
+def test_drop_labels_rate_and_null_label():
+    from gpm_sde.losses import drop_labels
+
+    labels = jnp.arange(200_000) % 5
+    for i, p in enumerate((0.0, 0.1, 0.5)):
+        out = drop_labels(jax.random.key(10 + i), labels, p, 5)
+        dropped = out == 5
+        # kept labels are unchanged; the dropped fraction is within 5 binomial SE of p
+        # (false alarm < 6e-7 per rate)
+        np.testing.assert_array_equal(out[~dropped], labels[~dropped])
+        se = max(np.sqrt(p * (1 - p) / labels.size), 1e-12)
+        assert abs(float(dropped.mean()) - p) <= 5 * se
+    with pytest.raises(ValueError, match="`p`"):
+        drop_labels(jax.random.key(0), labels, 1.5, 5)

@@ -21,6 +21,7 @@ from ._gan import (
     gan_loss as gan_loss,
 )
 from ._int_pm import int_pm_loss as int_pm_loss
+from ._label_dropout import drop_labels as drop_labels
 from ._penalties import (
     clip_weights as clip_weights,
     gradient_penalty as gradient_penalty,

@@ -8,8 +8,9 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
 from ._common import check_event, check_size
 from ._embedding import FourierEmbedding
@@ -45,12 +46,22 @@ class ScoreMLP(eqx.Module):
     - `fourier_scale`: standard deviation of the Fourier frequencies (16 for $t \in [0, 1]$,
       Song et al. 2021; about 1 for $\tfrac14\ln\sigma$).
     - `activation`: elementwise nonlinearity (SiLU by default).
+    - `num_classes`: if given, the network is class-conditional: a learned label embedding
+      $E_y \in \mathbb{R}^{\text{hidden}}$ is added to the time embedding,
+      $e = \operatorname{act}(A\,\gamma(t) + E_y)$, with the extra index `num_classes` the
+      *null label* of classifier-free training (Ho & Salimans 2022, sec. 3.2). `None` (the
+      default) leaves the network unconditional and its parameters unchanged.
 
-    Called as `net(t, x)` with a scalar `t` and `x: (dim,)`; returns `(dim,)`.
+    Called as `net(t, x)` with a scalar `t` and `x: (dim,)`; returns `(dim,)`. A conditional
+    network is called as `net(t, x, y)` with an integer label `y` in `[0, num_classes]`
+    (`y = num_classes` or `y = None`: the null label); bind the label with
+    [`bind_label`][gpm_sde.scores.bind_label] to get a network `(t, x)` for the
+    parameterisation wrappers.
     """
 
     embedding: FourierEmbedding
     time_proj: eqx.nn.Linear
+    label_embedding: eqx.nn.Embedding | None
     inp: eqx.nn.Linear
     conds: tuple[eqx.nn.Linear, ...]
     layers: tuple[eqx.nn.Linear, ...]
@@ -68,11 +79,18 @@ class ScoreMLP(eqx.Module):
         key: PRNGKeyArray,
         fourier_scale: float = 16.0,
         activation: Callable[[Array], Array] = jax.nn.silu,
+        num_classes: int | None = None,
     ):
         self.dim = check_size("dim", dim)
         hidden = check_size("hidden", hidden)
         depth = check_size("depth", depth)
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
+        if num_classes is None:
+            self.label_embedding = None
+        else:
+            num_classes = check_size("num_classes", num_classes)
+            label_key = jr.fold_in(key, 7919)  # the unconditional parameters stay as they were
+            self.label_embedding = eqx.nn.Embedding(num_classes + 1, hidden, key=label_key)
         keys = jr.split(key, 4 + 2 * depth)
         self.embedding = FourierEmbedding(embed_dim, key=keys[0], scale=fourier_scale)
         self.time_proj = eqx.nn.Linear(embed_dim, hidden, key=keys[1])
@@ -82,10 +100,21 @@ class ScoreMLP(eqx.Module):
         self.out = eqx.nn.Linear(hidden, dim, key=keys[3])
         self.activation = activation
 
-    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, " dim"]) -> Float[Array, " dim"]:
+    def __call__(
+        self, t: Real[ArrayLike, ""], x: Float[Array, " dim"], y: Int[ArrayLike, ""] | None = None
+    ) -> Float[Array, " dim"]:
         check_event("x", x, (self.dim,), "the data dimension `dim`")
         act = self.activation
-        e = act(self.time_proj(self.embedding(t)))
+        pre = self.time_proj(self.embedding(t))
+        if self.label_embedding is not None:
+            null = self.label_embedding.num_embeddings - 1
+            pre = pre + self.label_embedding(jnp.asarray(null if y is None else y))
+        elif y is not None:
+            raise ValueError(
+                "`y` was given but this ScoreMLP is unconditional; build it with "
+                "`num_classes=...` to condition on a label, or call it as `net(t, x)`."
+            )
+        e = act(pre)
         h = self.inp(x)
         for cond, layer in zip(self.conds, self.layers, strict=True):
             h = layer(act(h + cond(e)))
