@@ -236,6 +236,6 @@ def test_reverse_family_keeps_exact_gaussian_marginals(lam):
         b = np.asarray(sde.drift(s, y, None))[:, 0]
         a = (b[1] - b[0]) / 3.0
         c = b[0] + a
-        lam2 = float(lam(s) if callable(lam) else lam) ** 2
+        lam2 = float(np.asarray(lam(s) if callable(lam) else lam)) ** 2
         assert a * mu + c == pytest.approx(0.5 * beta * alpha * m0, rel=1e-9, abs=1e-12)
         assert 2 * a * v + lam2 == pytest.approx(beta * alpha**2 * (s0**2 - 1.0), rel=1e-9)
