@@ -128,14 +128,22 @@ def scaled_coefficients(
 
 def times_of_ratio(process: AbstractLinearProcess, targets: np.ndarray) -> np.ndarray:
     r"""The diffusion times $t \in [0, T]$ with $\tilde\sigma(t)$ = `targets` (clipped to
-    $[\tilde\sigma(0), \tilde\sigma(T)]$), by bisection on the host; $\tilde\sigma$ must
-    increase."""
+    $[\tilde\sigma(0), \tilde\sigma(T)]$), by 80 bisection steps in one compiled loop;
+    $\tilde\sigma$ must increase."""
     targets = np.asarray(targets, dtype=np.float64)
-    lo, hi = np.zeros_like(targets), np.full_like(targets, float(process.T))
-    for _ in range(80):
+    return np.asarray(_bisect(process, jnp.asarray(targets, dtype=float)), dtype=np.float64)
+
+
+@eqx.filter_jit
+def _bisect(process: AbstractLinearProcess, targets: Array) -> Array:
+    def body(_, bounds):
+        lo, hi = bounds
         mid = 0.5 * (lo + hi)
-        above = scaled_coefficients(process, mid)[1] > targets
-        hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+        above = process.sigma(mid) / process.alpha(mid) > targets
+        return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
+
+    lo, hi = jnp.zeros_like(targets), jnp.full_like(targets, float(process.T))
+    lo, hi = jax.lax.fori_loop(0, 80, body, (lo, hi))
     return 0.5 * (lo + hi)
 
 
