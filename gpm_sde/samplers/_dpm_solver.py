@@ -175,8 +175,7 @@ def dpm_solver_pp_2m(
     to_zero: bool = True,
 ) -> Samples:
     r"""DPM-Solver++(2M) (Lu et al. 2022, the multistep second-order solver with data
-    prediction; as k-diffusion's `sample_dpmpp_2m` and dpm-solver's
-    `multistep_dpm_solver_second_update` with `solver_type="dpmsolver"`). In
+    prediction; the update of k-diffusion's `sample_dpmpp_2m`). In
     $\lambda = \log(\alpha/\sigma) = -\log\tilde\sigma$, with $h_i = \lambda_{i+1} -
     \lambda_i$ and the denoiser $D_i = D(\tilde x_i; \tilde\sigma_i)$ (Tweedie, see
     [`edm_heun`][gpm_sde.samplers.edm_heun]),
