@@ -32,6 +32,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -202,11 +203,12 @@ def timings(n: int, steps: int, repeats: int):
     score = MixtureMarginalScore(process, law)
     x0 = process.prior.sample(jr.key(0), n, (2,))
     rows = []
-    for name, kind, sampler, options in (
+    table: list[tuple[str, str, Any, dict[str, Any]]] = [
         ("EDM Heun", "heun", samplers.edm_heun, {}),
         ("DPM-Solver++(2M)", "2m", samplers.dpm_solver_pp_2m, {}),
         ("DDIM (euler_ancestral eta=0)", "ddim", samplers.euler_ancestral, {"eta": 0.0}),
-    ):
+    ]
+    for name, kind, sampler, options in table:
         plan = samplers.sampler_plan(sampler, process, score, steps=steps, **options)
         base = hand_written(process, score, plan, kind)
         np.testing.assert_allclose(plan.run(x0), base(x0), rtol=1e-9, atol=1e-9)
