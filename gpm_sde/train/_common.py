@@ -50,6 +50,69 @@ def as_sampler(data: Any, name: str = "data") -> Sampler:
     return lambda key, n: arr[jr.randint(key, (n,), 0, arr.shape[0])]
 
 
+LabeledSampler = Callable[[PRNGKeyArray, int], tuple[Array, Array]]
+
+
+def as_labeled_sampler(data: Any, labels: Any, name: str = "data") -> LabeledSampler:
+    """`(key, n) -> (batch, labels)` for the class-conditional trainers, from
+
+    - a data array `(N, *event)` and `labels`, an integer array `(N,)` aligned with it
+      (pairs drawn uniformly with replacement);
+    - a law with `.sample_with_components(key, n)` (e.g. a
+      [`GaussianMixture`][gpm_sde.GaussianMixture]: the class is the mixture component) and
+      `labels="components"`;
+    - a callable `(key, n) -> (batch, labels)` and `labels="paired"`.
+    """
+    if isinstance(labels, str):
+        if labels == "components":
+            if not callable(getattr(data, "sample_with_components", None)):
+                raise TypeError(
+                    f"`labels='components'` needs `{name}` to be a law with "
+                    f"`.sample_with_components(key, n)` (e.g. a GaussianMixture), got "
+                    f"{type(data).__name__}; pass a data array with an integer `labels` array."
+                )
+            return lambda key, n: data.sample_with_components(key, n)
+        if labels == "paired":
+            if not callable(data):
+                raise TypeError(
+                    f"`labels='paired'` needs `{name}` to be a callable `(key, n) -> (batch, "
+                    f"labels)`, got {type(data).__name__}."
+                )
+
+            def paired(key: PRNGKeyArray, n: int) -> tuple[Array, Array]:
+                x, y = data(key, n)
+                return jnp.asarray(x), jnp.asarray(y)
+
+            return paired
+        raise ValueError(
+            f"`labels` must be an integer array (N,) aligned with `{name}`, 'components' or "
+            f"'paired', got {labels!r}."
+        )
+    check_float_array(name, data)
+    arr = jnp.asarray(data)
+    lab = jnp.asarray(labels)
+    if not jnp.issubdtype(lab.dtype, jnp.integer) or lab.ndim != 1:
+        raise TypeError(
+            f"`labels` must be a 1-D integer array of class indices, got dtype {lab.dtype} "
+            f"and shape {lab.shape}; pass e.g. `labels=y.astype(int)`."
+        )
+    if arr.ndim < 2 or arr.shape[0] != lab.shape[0] or arr.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` (shape {arr.shape}) and `labels` (shape {lab.shape}) must hold the "
+            f"same non-zero number of points N: `{name}` (N, *event), `labels` (N,)."
+        )
+    if is_concrete(arr):
+        check_finite(name, arr, "remove or impute non-finite data")
+    if is_concrete(lab) and int(lab.min()) < 0:
+        raise ValueError(f"`labels` must be class indices >= 0, got a minimum of {int(lab.min())}.")
+
+    def draw(key: PRNGKeyArray, n: int) -> tuple[Array, Array]:
+        idx = jr.randint(key, (n,), 0, arr.shape[0])
+        return arr[idx], lab[idx]
+
+    return draw
+
+
 def check_batch_size(batch_size: Any, name: str = "batch_size") -> int:
     """`batch_size` as an int >= 1 (`TypeError` for a non-int, `ValueError` below 1)."""
     return check_int(name, batch_size, 1, "points per step")
