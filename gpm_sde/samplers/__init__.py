@@ -69,6 +69,12 @@ on the whole cloud. Every sampler works on any event shape, is jittable (with th
 counts static) and takes an explicit PRNG key.
 """
 
+from ._ddgan import (
+    ddgan_chain as ddgan_chain,
+    ddgan_pairs as ddgan_pairs,
+    ddgan_posterior_sample as ddgan_posterior_sample,
+    ddgan_sample as ddgan_sample,
+)
 from ._ddim import ddim as ddim
 from ._ddpm import (
     ExactEpsModel as ExactEpsModel,
@@ -90,4 +96,5 @@ from ._reverse_sde import (
     reverse_sde_sample as reverse_sde_sample,
 )
 from ._sampler_plan import sampler_plan as sampler_plan
+from ._tdpm import tdpm_grid as tdpm_grid, tdpm_sample as tdpm_sample
 from ._tweedie import tweedie_denoise as tweedie_denoise

@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import IntLike, check_callable
 from ..processes import AbstractLinearProcess
+from ..schedules import scaled_coefficients, times_of_ratio
 from ._common import check_process
 from ._plan import (
     StepPlan,
@@ -23,8 +24,6 @@ from ._plan import (
     karras_time_grid,
     sample_with_plan,
     scale_fields,
-    scaled_coefficients,
-    times_of_ratio,
 )
 from ._result import Samples
 

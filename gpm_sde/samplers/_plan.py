@@ -112,41 +112,6 @@ def denoise(score: Callable[..., Any], t: Array, a: Array, r: Array, xt: Array) 
     return xt + (r**2 * a) * on_cloud(score, t, a * xt).astype(xt.dtype)
 
 
-@eqx.filter_jit
-def _ratio(process: AbstractLinearProcess, t: Array) -> tuple[Array, Array]:
-    return process.alpha(t), process.sigma(t) / process.alpha(t)
-
-
-def scaled_coefficients(
-    process: AbstractLinearProcess, t: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""$\alpha(t)$ and $\tilde\sigma(t) = \sigma(t)/\alpha(t)$ at the concrete times `t`, as
-    float64 NumPy arrays."""
-    a, r = _ratio(process, jnp.asarray(t, dtype=float))
-    return np.asarray(a, dtype=np.float64), np.asarray(r, dtype=np.float64)
-
-
-def times_of_ratio(process: AbstractLinearProcess, targets: np.ndarray) -> np.ndarray:
-    r"""The diffusion times $t \in [0, T]$ with $\tilde\sigma(t)$ = `targets` (clipped to
-    $[\tilde\sigma(0), \tilde\sigma(T)]$), by 80 bisection steps in one compiled loop;
-    $\tilde\sigma$ must increase."""
-    targets = np.asarray(targets, dtype=np.float64)
-    return np.asarray(_bisect(process, jnp.asarray(targets, dtype=float)), dtype=np.float64)
-
-
-@eqx.filter_jit
-def _bisect(process: AbstractLinearProcess, targets: Array) -> Array:
-    def body(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        above = process.sigma(mid) / process.alpha(mid) > targets
-        return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
-
-    lo, hi = jnp.zeros_like(targets), jnp.full_like(targets, float(process.T))
-    lo, hi = jax.lax.fori_loop(0, 80, body, (lo, hi))
-    return 0.5 * (lo + hi)
-
-
 def karras_time_grid(
     process: AbstractLinearProcess,
     steps: IntLike | None,

@@ -12,7 +12,9 @@ instead of recompiling for every value. Schedules add, multiply and raise to pow
 from ._grids import (
     ddpm_timesteps as ddpm_timesteps,
     karras_sigmas as karras_sigmas,
+    scaled_coefficients as scaled_coefficients,
     time_grid as time_grid,
+    times_of_ratio as times_of_ratio,
 )
 from ._schedule import (
     AbstractSchedule as AbstractSchedule,

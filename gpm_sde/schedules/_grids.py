@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -223,12 +224,7 @@ def time_grid(
         r = _concrete_float("rho", rho)
         check_positive("rho", r, fix="pass e.g. rho=7.0 (Karras et al. 2022)")
 
-        ratio_fn = jax.jit(lambda t: process.sigma(t) / process.alpha(t))
-
-        def ratio(t: np.ndarray) -> np.ndarray:
-            return np.asarray(ratio_fn(jnp.asarray(t, dtype=float)), dtype=np.float64)
-
-        r_lo, r_hi = (float(v) for v in ratio(np.array([e, T])))
+        r_lo, r_hi = (float(v) for v in scaled_coefficients(process, np.array([e, T]))[1])
         if not (np.isfinite(r_lo) and np.isfinite(r_hi) and r_hi > r_lo >= 0.0):
             raise ValueError(
                 f"spacing='karras' needs a noise-to-signal ratio sigma(t)/alpha(t) that is "
@@ -236,12 +232,8 @@ def time_grid(
                 f"at T = {T}; pass a larger eps or another spacing."
             )
         targets = _karras(n + 1, r_lo, r_hi, r)[1:-1]
-        lo, hi = np.full_like(targets, e), np.full_like(targets, T)
-        for _ in range(100):  # bisection: r(lo) <= target <= r(hi)
-            mid = 0.5 * (lo + hi)
-            above = ratio(mid) > targets
-            hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
-        t = np.concatenate([[T], 0.5 * (lo + hi), [e]])
+        inner = times_of_ratio(process, targets, lo=e)
+        t = np.concatenate([[T], inner, [e]])
         s = T - t
     s[0], s[-1] = 0.0, end
     if not np.all(np.diff(s) > 0):
@@ -250,3 +242,64 @@ def time_grid(
             f"(is sigma(t)/alpha(t) increasing?); use fewer steps or another spacing."
         )
     return jnp.asarray(s, dtype=float)
+
+
+@eqx.filter_jit
+def _ratio(process: AbstractLinearProcess, t: Array) -> tuple[Array, Array]:
+    return process.alpha(t), process.sigma(t) / process.alpha(t)
+
+
+def scaled_coefficients(
+    process: AbstractLinearProcess, t: Float[ArrayLike, " k"]
+) -> tuple[Float[np.ndarray, " k"], Float[np.ndarray, " k"]]:
+    r"""$\alpha(t)$ and the noise-to-signal ratio $r(t) = \sigma(t)/\alpha(t)$ (Karras et
+    al.'s $\sigma$ of the scaled state $x/\alpha$, 2022, eq. 4 with $s(t) = \alpha(t)$) at
+    the concrete diffusion times `t`, as float64 NumPy arrays, from one compiled call per
+    process and shape: the coefficients from which the few-step samplers build their steps
+    on the host.
+
+    **Arguments:**
+
+    - `process`: a linear forward process (its `alpha`, `sigma`).
+    - `t`: concrete diffusion times.
+
+    **Returns:** `(alpha, r)`, each of the shape of `t`.
+    """
+    a, r = _ratio(process, jnp.asarray(t, dtype=float))
+    return np.asarray(a, dtype=np.float64), np.asarray(r, dtype=np.float64)
+
+
+def times_of_ratio(
+    process: AbstractLinearProcess, targets: Float[ArrayLike, " k"], *, lo: float = 0.0
+) -> Float[np.ndarray, " k"]:
+    r"""The diffusion times $t \in [t_{\text{lo}}, T]$ where the noise-to-signal ratio
+    $r(t) = \sigma(t)/\alpha(t)$ takes the values `targets`, $t = r^{-1}(\text{target})$
+    (targets outside $[r(t_{\text{lo}}), r(T)]$ give the nearer end), by 100 bisection
+    steps in one compiled loop, compiled once per process and number of targets. Used for
+    the `"karras"` grid of [`time_grid`][gpm_sde.schedules.time_grid] and the intermediate
+    levels of the EDM and DPM-Solver samplers.
+
+    **Arguments:**
+
+    - `process`: a linear forward process whose $r$ increases on $[t_{\text{lo}}, T]$.
+    - `targets`: the ratios $r$ to invert.
+    - `lo`: the lower end $t_{\text{lo}}$ of the bracket (default 0).
+
+    **Returns:** the times, float64, in the default float dtype's precision.
+    """
+    targets = jnp.asarray(np.asarray(targets, dtype=np.float64), dtype=float)
+    lo_arr = jnp.full_like(targets, lo)
+    return np.asarray(_bisect(process, targets, lo_arr), dtype=np.float64)
+
+
+@eqx.filter_jit
+def _bisect(process: AbstractLinearProcess, targets: Array, lo: Array) -> Array:
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        above = process.sigma(mid) / process.alpha(mid) > targets
+        return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
+
+    hi = jnp.full_like(targets, float(process.T))
+    lo, hi = jax.lax.fori_loop(0, 100, body, (lo, hi))
+    return 0.5 * (lo + hi)
