@@ -17,9 +17,8 @@ from ..schedules import scaled_coefficients, times_of_ratio
 from ._common import check_process
 from ._plan import (
     StepPlan,
-    ancestral_levels,
+    ancestral_grid,
     as_params,
-    check_static_float,
     denoise,
     karras_time_grid,
     sample_with_plan,
@@ -123,17 +122,13 @@ def singlestep_plan(
     has_init: bool = False,
 ) -> StepPlan:
     """The plan of [`dpm_solver_pp_2s`][gpm_sde.samplers.dpm_solver_pp_2s]."""
-    check_process(process)
-    check_callable("score", score, "(t, x) -> ∇log p_t(x)")
-    eta_v = check_static_float("eta", eta, "pass eta >= 0 (0: deterministic)")
-    snoise = check_static_float("s_noise", s_noise, "pass S_noise > 0, e.g. 1.0")
-    if eta_v < 0 or snoise <= 0:
-        raise ValueError(f"`eta` must be >= 0 and `s_noise` > 0, got {eta_v} and {snoise}.")
-    t = karras_time_grid(process, steps, ts, eps, rho, to_zero, has_init)
-    a, r = scaled_coefficients(process, t)
-    _check_grid(r)
-    r_i, r_next = r[:-1], r[1:]
-    r_down, r_up = ancestral_levels(r_i, r_next, eta_v)
+    g = ancestral_grid(
+        process, score, steps, ts, eps, rho, to_zero, eta, s_noise, has_init,
+        "pass eta >= 0 (0: deterministic)",
+    )  # fmt: skip
+    _check_grid(g.r)
+    t, a, r_i, r_next, r_down, r_up = g.t, g.a, g.r[:-1], g.r[1:], g.r_down, g.r_up
+    snoise, eta_v = g.s_noise, g.eta
     if np.any(r_down[:-1] <= 0.0):
         raise ValueError("`eta` too large: sigma_down reaches 0 before the last step.")
     last_first_order = bool(r_down[-1] == 0.0)

@@ -10,17 +10,13 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .._checks import IntLike, check_callable
+from .._checks import IntLike
 from ..processes import AbstractLinearProcess
-from ..schedules import scaled_coefficients
-from ._common import check_process
 from ._plan import (
     StepPlan,
-    ancestral_levels,
+    ancestral_grid,
     as_params,
-    check_static_float,
     denoise,
-    karras_time_grid,
     sample_with_plan,
     scale_fields,
 )
@@ -56,21 +52,12 @@ def ancestral_plan(
     has_init: bool = False,
 ) -> StepPlan:
     """The plan of [`euler_ancestral`][gpm_sde.samplers.euler_ancestral]."""
-    check_process(process)
-    check_callable("score", score, "(t, x) -> ∇log p_t(x)")
-    eta_v = check_static_float("eta", eta, "pass eta >= 0 (0: DDIM, 1: ancestral)")
-    snoise = check_static_float("s_noise", s_noise, "pass S_noise > 0, e.g. 1.0")
-    if eta_v < 0 or snoise <= 0:
-        raise ValueError(f"`eta` must be >= 0 and `s_noise` > 0, got {eta_v} and {snoise}.")
-    t = karras_time_grid(process, steps, ts, eps, rho, to_zero, has_init)
-    a, r = scaled_coefficients(process, t)
-    if np.any(r[:-1] <= 0.0):
-        raise ValueError(
-            "the grid reaches sigma(t)/alpha(t) = 0 before its last time; end it there."
-        )
-    r_i, r_next = r[:-1], r[1:]
-    r_down, r_up = ancestral_levels(r_i, r_next, eta_v)
-    noise = snoise * np.where(r_next > 0, r_up, 0.0)
+    g = ancestral_grid(
+        process, score, steps, ts, eps, rho, to_zero, eta, s_noise, has_init,
+        "pass eta >= 0 (0: DDIM, 1: ancestral)",
+    )  # fmt: skip
+    t, a, r_i, r_down = g.t, g.a, g.r[:-1], g.r_down
+    noise = g.s_noise * np.where(g.r[1:] > 0, g.r_up, 0.0)
     params = as_params(t=t[:-1], a=a[:-1], r=r_i, r_down=r_down, noise=noise)
     scale_in, scale_out = scale_fields(a)
     n = len(t) - 1

@@ -14,11 +14,11 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
-from .._checks import IntLike, as_numpy, check_int, check_positive, is_concrete
+from .._checks import IntLike, as_numpy, check_callable, check_int, check_positive, is_concrete
 from ..processes import AbstractLinearProcess
-from ..schedules import time_grid
+from ..schedules import scaled_coefficients, time_grid
 from ..scores import check_score, on_cloud
-from ._common import generation_grid, start_cloud
+from ._common import check_process, generation_grid, start_cloud
 from ._result import Samples
 
 
@@ -193,3 +193,48 @@ def ancestral_levels(
     $\sigma_{\text{down}} = \sqrt{\sigma_{i+1}^2 - \sigma_{\text{up}}^2}$."""
     up = np.minimum(r_next, eta * np.sqrt(np.maximum(r_next**2 * (r**2 - r_next**2) / r**2, 0.0)))
     return np.sqrt(np.maximum(r_next**2 - up**2, 0.0)), up
+
+
+class AncestralGrid(eqx.Module):
+    """The checked grid of an ancestral plan: times `t`, $\alpha$ `a`, $\tilde\\sigma$ `r`,
+    the levels `r_down`, `r_up` of each step, and the option $S_{\text{noise}}$."""
+
+    t: np.ndarray
+    a: np.ndarray
+    r: np.ndarray
+    r_down: np.ndarray
+    r_up: np.ndarray
+    eta: float
+    s_noise: float
+
+
+def ancestral_grid(
+    process: AbstractLinearProcess,
+    score: Callable[..., Any],
+    steps: IntLike | None,
+    ts: Float[ArrayLike, " k"] | None,
+    eps: float | int | None,
+    rho: float,
+    to_zero: bool,
+    eta: float,
+    s_noise: float,
+    has_init: bool,
+    eta_fix: str,
+) -> AncestralGrid:
+    """The prologue shared by the ancestral plans (Euler ancestral, DPM-Solver++(2S)): the
+    checked arguments, the Karras-or-given grid with its coefficients, and each step's
+    `ancestral_levels`."""
+    check_process(process)
+    check_callable("score", score, "(t, x) -> ∇log p_t(x)")
+    eta_v = check_static_float("eta", eta, eta_fix)
+    snoise = check_static_float("s_noise", s_noise, "pass S_noise > 0, e.g. 1.0")
+    if eta_v < 0 or snoise <= 0:
+        raise ValueError(f"`eta` must be >= 0 and `s_noise` > 0, got {eta_v} and {snoise}.")
+    t = karras_time_grid(process, steps, ts, eps, rho, to_zero, has_init)
+    a, r = scaled_coefficients(process, t)
+    if np.any(r[:-1] <= 0.0):
+        raise ValueError(
+            "the grid reaches sigma(t)/alpha(t) = 0 before its last time; end it there."
+        )
+    r_down, r_up = ancestral_levels(r[:-1], r[1:], eta_v)
+    return AncestralGrid(t, a, r, r_down, r_up, eta_v, snoise)
