@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar, Unpack
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
@@ -33,6 +35,12 @@ from ._common import (
     value_and_grad,
 )
 from ._loop import LoopOptions, check_steps, run_loop
+from ._particle_labels import (
+    ClassSmoothedCloudScore,
+    LabeledCloudScore,
+    check_pointwise,
+    label_sampler,
+)
 
 _G = TypeVar("_G")
 
@@ -86,6 +94,7 @@ def diffflow_gan_make_step(
     gen_score: Callable[..., Any] | None = None,
     batch_size: int = 512,
     lr: float = 1e-3,
+    labels: Any = None,
 ) -> Callable[[DiffFlowGANState, PRNGKeyArray], tuple[DiffFlowGANState, dict[str, Array]]]:
     r"""One DiffFlow-GAN step as a pure jittable `step(state, key) -> (state, {"g_loss"})`:
     one Int-PM descent of the generator along the drift of this library's form of the DiffFlow
@@ -97,7 +106,8 @@ def diffflow_gan_make_step(
     at training time $s = k/K$, $k$ = `state.step`, $K$ = `steps`. The arguments are those of
     [`train_diffflow_gan`][gpm_sde.train.train_diffflow_gan] (`latent_dim`: the size of one
     latent); `optimizer` must be the one given to
-    [`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init].
+    [`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init]. With `labels`, the
+    class-conditional step of `train_diffflow_gan`.
     """
     check_callable("real_score", real_score, "(sigma, x) -> score", "on one point")
     steps = check_steps(steps)
@@ -112,6 +122,10 @@ def diffflow_gan_make_step(
     opt = check_optimizer(optimizer, "optimizer", lr)
     shape = latent_shape(None, latent_dim)
     dtype = float_dtype()
+    if labels is not None:
+        return _conditional_step(
+            real_score, opt, steps, shape, g, beta, sigma, gen_score, batch_size, labels
+        )
     sde = diffflow(
         AnnealedScore(real_score, sigma),
         SmoothedCloudScore(sigma) if gen_score is None else gen_score,
@@ -147,6 +161,7 @@ def train_diffflow_gan(
     optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
     trainable: Trainable = None,
+    labels: Any = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_G, dict[str, np.ndarray]]:
     r"""Train a generator along the drift of this library's form of the DiffFlow SDE
@@ -172,6 +187,21 @@ def train_diffflow_gan(
     A thin loop over [`diffflow_gan_init`][gpm_sde.train.diffflow_gan_init] and
     [`diffflow_gan_make_step`][gpm_sde.train.diffflow_gan_make_step] that checkpoints the
     [`DiffFlowGANState`][gpm_sde.train.DiffFlowGANState].
+
+    **Class-conditional (`labels`).** With `labels`, every generated point carries a class
+    $y$ drawn from the law of the data's labels, the generator is $G_\theta(z, y)$, the data
+    score is `real_score(sigma, x, y)` $= \nabla\log(q(\cdot\mid y) * k_\sigma)$, and each
+    point moves along the drift of its own class,
+
+    $$b_g(s, x\mid y) = \beta\,\nabla\log q_{\sigma(s)}(x\mid y) - \big(\beta -
+    \tfrac12 g^2\big)\nabla\log p_\theta(x\mid y),$$
+
+    the unconditional drift above with $q$ and $p_\theta$ replaced by their class-$y$
+    conditionals, so the fixed points are those above, class by class (this library's
+    combination of DiffFlow with a conditional generator). By default
+    $\nabla\log p_\theta(\cdot\mid y)$ is the smoothed score of the batch's points of class
+    $y$ only, $\nabla\log(\hat p_\theta(\cdot\mid y) * k_{\sigma(s)})$; a `gen_score` must then
+    be a conditional pointwise score `gen_score(s, x, y)`.
 
     **What $g$ does to a generator.** For particles, the Brownian term $g\,dW$ compensates
     the $\tfrac12 g^2\nabla\log p$ removed from the drift, and the law is the same for every
@@ -199,6 +229,11 @@ def train_diffflow_gan(
     - `batch_size`, `latent_dim`, `optimizer`, `lr`: as in [`train_gan`][gpm_sde.train.train_gan].
     - `trainable`: what trains ([`Trainable`][gpm_sde.train.Trainable]; default
       [`default_trainable`][gpm_sde.train.default_trainable]).
+    - `labels`: `None` (unconditional), or the law of the classes: a 1-D integer array of
+      the data's labels (drawn uniformly, so each class comes with its data frequency), a
+      law with `.sample_with_components(key, n)` such as a
+      [`GaussianMixture`][gpm_sde.GaussianMixture] (class = component), or a callable
+      `(key, n) -> labels`. The generator is then called `G(z, y)`, see above.
     - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
       and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
@@ -216,7 +251,55 @@ def train_diffflow_gan(
         sigma=sigma,
         gen_score=gen_score,
         batch_size=batch_size,
+        labels=labels,
     )
     state = diffflow_gan_init(generator, opt, trainable=trainable)
     state, history = run_loop("train_diffflow_gan", step, state, key, steps=steps, **loop)
     return state.models(), history
+
+
+def _conditional_step(
+    real_score: Callable[..., Any],
+    opt: optax.GradientTransformation,
+    steps: int,
+    shape: tuple[int, ...],
+    g: float,
+    beta: float,
+    sigma: Schedule,
+    gen_score: Callable[..., Any] | None,
+    batch_size: int,
+    labels: Any,
+) -> Callable[[DiffFlowGANState, PRNGKeyArray], tuple[DiffFlowGANState, dict[str, Array]]]:
+    """The class-conditional DiffFlow-GAN step (arguments checked by the caller)."""
+    check_pointwise("real_score", real_score)
+    if gen_score is not None:
+        check_pointwise("gen_score", gen_score)
+    draw_labels = label_sampler(labels)
+    dtype = float_dtype()
+
+    def loss_fn(generator: Any, z: Any, y: Any, s: Any) -> Any:
+        # The drift of each point's class: both scores see the point's own label, and the
+        # default generated score smooths the batch's points of that class only.
+        gen: Any = (
+            ClassSmoothedCloudScore(sigma, y)
+            if gen_score is None
+            else LabeledCloudScore(gen_score, y)
+        )
+        sde = diffflow(AnnealedScore(LabeledCloudScore(real_score, y), sigma), gen, beta, g)
+        x = jax.vmap(generator)(z, y)
+        direction = jax.lax.stop_gradient(sde.drift(s, jax.lax.stop_gradient(x), None))
+        return jnp.sum(x * -direction) / x.shape[0]
+
+    def step(
+        state: DiffFlowGANState, key: PRNGKeyArray
+    ) -> tuple[DiffFlowGANState, dict[str, Array]]:
+        mask = state.trainable
+        s = state.step.astype(dtype) / steps
+        k_z, k_y = jr.split(key)
+        z = draw_latents(k_z, batch_size, shape, dtype)
+        y = draw_labels(k_y, batch_size)
+        loss, grads = value_and_grad(loss_fn, state.generator, mask, z, y, s)
+        gen, g_state = opt_step(opt, state.generator, grads, state.opt_state, mask)
+        return DiffFlowGANState(gen, g_state, state.step + 1, mask), {"g_loss": loss}
+
+    return step

@@ -18,7 +18,9 @@ from .._checks import check_callable, check_positive, is_concrete
 from ..flows import discriminator_field
 from ..losses import AbstractGANLoss, HingeGAN, WassersteinGAN
 from ._common import (
+    LabeledSampler,
     Trainable,
+    as_labeled_sampler,
     as_sampler,
     check_batch_size,
     check_optimizer,
@@ -30,6 +32,7 @@ from ._common import (
 )
 from ._gan import Penalty, as_gan_loss, check_penalty, penalty_term
 from ._loop import LoopOptions, check_steps, run_loop
+from ._particle_labels import LabeledDiscriminatorField, check_particle_labels
 
 _D = TypeVar("_D")
 FieldKind = Literal["nonsaturating", "ipm", "hinge"]
@@ -69,6 +72,7 @@ def discriminator_flow_sample(
     entropy_reg: float = 0.0,
     key: PRNGKeyArray | None = None,
     save_path: bool = False,
+    labels: Int[Array, " n"] | None = None,
 ) -> Float[Array, " n *event"] | Float[Array, " k n *event"]:
     r"""Move the cloud `y0` by the Discriminator Flow (Franceschi et al. 2023, Algorithm 3):
     $K$ = `flow_steps` explicit steps of the field
@@ -84,6 +88,12 @@ def discriminator_flow_sample(
     noise `sqrt(entropy_reg / N)` on every step but the last); `eta` scales the step without
     changing the times $D$ sees, `t1` scales both. `key` is needed when `entropy_reg > 0`.
 
+    With `labels` (one integer class $y_i$ per particle, shape `(n,)`), the discriminator is
+    class-conditional, `discriminator(s, x, y)`, and each particle follows the field of its
+    own class, $v(s, x_i\mid y_i) = -\nabla_x c(D(s, x_i, y_i))$: the flow above applied to
+    $q(\cdot\mid y_i)$ (see
+    [`train_discriminator_flow`][gpm_sde.train.train_discriminator_flow]).
+
     Returns the final cloud, or, with `save_path=True`, the $K + 1$ clouds $x_0, \dots, x_K$
     stacked.
     """
@@ -97,7 +107,11 @@ def discriminator_flow_sample(
             "`key` is required when `entropy_reg` > 0 (the flow adds Gaussian noise); pass "
             "key=jax.random.key(...)."
         )
-    field = discriminator_field(discriminator, kind, low_on_data=low_on_data)
+    if labels is None:
+        field = discriminator_field(discriminator, kind, low_on_data=low_on_data)
+    else:
+        lab = check_particle_labels(labels, y0.shape[0])
+        field = LabeledDiscriminatorField(discriminator, kind, low_on_data, lab)
     return _flow(field, y0, eta, t1, flow_steps, entropy_reg if noisy else None, key, save_path)
 
 
@@ -193,6 +207,7 @@ def discriminator_flow_make_step(
     penalty: Penalty = "gp",
     penalty_weight: float = 1.0,
     lr: float = 1e-3,
+    labels: Any = None,
 ) -> Callable[
     [DiscriminatorFlowState, PRNGKeyArray], tuple[DiscriminatorFlowState, dict[str, Array]]
 ]:
@@ -206,6 +221,7 @@ def discriminator_flow_make_step(
     the metrics being the round means. The arguments are those of
     [`train_discriminator_flow`][gpm_sde.train.train_discriminator_flow]; `optimizer` must be
     the one given to [`discriminator_flow_init`][gpm_sde.train.discriminator_flow_init].
+    With `labels`, the class-conditional round of `train_discriminator_flow`.
     """
     gan = as_gan_loss(loss)
     kind = field_kind(gan)
@@ -218,6 +234,23 @@ def discriminator_flow_make_step(
     check_positive("entropy_reg", entropy_reg, strict=False, fix="pass e.g. entropy_reg=0.0")
     check_penalty(penalty, penalty_weight)
     opt = check_optimizer(optimizer, "optimizer", lr)
+    if labels is not None:
+        return _conditional_make_step(
+            as_labeled_sampler(data, labels),
+            opt,
+            gan,
+            event_shape=event_shape,
+            n_particles=n_particles,
+            flow_steps=flow_steps,
+            eta=eta,
+            t1=t1,
+            entropy_reg=entropy_reg,
+            prior=prior,
+            d_steps=d_steps,
+            batch_size=batch_size,
+            penalty=penalty,
+            penalty_weight=penalty_weight,
+        )
     sample = as_sampler(data)
     if event_shape is None:
         event_shape = tuple(sample(jr.key(0), 1).shape[1:])
@@ -311,6 +344,7 @@ def train_discriminator_flow(
     optimizer: optax.GradientTransformation | None = None,
     lr: float = 1e-3,
     trainable: Trainable = None,
+    labels: Any = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_D, dict[str, np.ndarray]]:
     r"""Train the time-conditioned discriminator of Discriminator Flow (Franceschi et al.
@@ -335,6 +369,25 @@ def train_discriminator_flow(
     ($c = \operatorname{softplus}(-D)$ for logits, $c = -D$ for the WGAN and hinge critics,
     all trained high on data). Generate with `discriminator_flow_sample(D, prior_cloud, ...)`
     using the same `eta`, `t1`, `flow_steps` and that field (`field_kind(as_gan_loss(loss))`).
+
+    **Class-conditional (`labels`).** With `labels`, the data come as pairs $(x, y)$
+    ([`as_labeled_sampler`][gpm_sde.train.as_labeled_sampler]), every particle carries a
+    class $y_i$ drawn with the data's label law at the start of the round, the discriminator
+    is $D_\phi(s, x, y)$, and each particle moves along the field of its own class,
+    $v(s, x\mid y) = -\nabla_x c(D_\phi(s, x, y))$. The discriminator descends
+
+    $$\mathbb{E}_{y}\,\mathbb{E}_k\Big[\ell_D\big(D_\phi(s_k, x, y),
+    D_\phi(s_k, \tilde x_k, y')\big) + R(\phi)\Big],\quad (x, y) \sim q,\
+    (\tilde x_k, y') \sim \rho_{s_k},$$
+
+    whose minimiser over functions is, class by class, the unconditional one for
+    $q(\cdot\mid y)$ against $\rho_s(\cdot\mid y)$ (the two label laws are the same, so
+    for the non-saturating logit $D^*(s, x, y) = \log q(x\mid y) - \log\rho_s(x\mid y)$):
+    the particles of class $y$ follow Discriminator Flow towards $q(\cdot\mid y)$ (the
+    conditional GAN of Mirza & Osindero 2014 in GPM's generator-free form; the combination
+    is this library's). The penalty at an interpolate $\hat x$ between a data point of class
+    $y$ and a particle is taken on $D(s, \hat x, y)$, the data point's class. Generate with
+    `discriminator_flow_sample(D, prior_cloud, labels=y, ...)`.
 
     A thin loop over [`discriminator_flow_init`][gpm_sde.train.discriminator_flow_init] and
     [`discriminator_flow_make_step`][gpm_sde.train.discriminator_flow_make_step] that
@@ -367,6 +420,11 @@ def train_discriminator_flow(
     - `optimizer`: optax transformation (default `optax.adam(lr)`).
     - `trainable`: what trains ([`Trainable`][gpm_sde.train.Trainable]; default
       [`default_trainable`][gpm_sde.train.default_trainable]).
+    - `labels`: `None` (unconditional), or the classes of `data` as
+      [`as_labeled_sampler`][gpm_sde.train.as_labeled_sampler] takes them: an integer array
+      `(N,)` aligned with a data array, `"components"` for a mixture law (class = component)
+      or `"paired"` for a callable `(key, n) -> (batch, labels)`. The discriminator is then
+      called `D(s, x, y)`, see above.
     - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
       and `chunk` (default 10 here) ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
@@ -388,6 +446,7 @@ def train_discriminator_flow(
         batch_size=batch_size,
         penalty=penalty,
         penalty_weight=penalty_weight,
+        labels=labels,
     )
     state = discriminator_flow_init(discriminator, opt, trainable=trainable)
     state, history = run_loop(
@@ -399,3 +458,111 @@ def train_discriminator_flow(
 def _with_time(s: Array, x: Array) -> Array:
     """Rows $(s_i, \\operatorname{vec} x_i)$, so a penalty on one input sees both."""
     return jnp.concatenate([s[:, None].astype(x.dtype), x.reshape(x.shape[0], -1)], axis=1)
+
+
+def _conditional_make_step(
+    sample: LabeledSampler,
+    opt: optax.GradientTransformation,
+    gan: AbstractGANLoss,
+    *,
+    event_shape: tuple[int, ...] | None,
+    n_particles: int,
+    flow_steps: int,
+    eta: float,
+    t1: float,
+    entropy_reg: float,
+    prior: Any,
+    d_steps: int,
+    batch_size: int,
+    penalty: Penalty,
+    penalty_weight: float,
+) -> Callable[
+    [DiscriminatorFlowState, PRNGKeyArray], tuple[DiscriminatorFlowState, dict[str, Array]]
+]:
+    """The class-conditional round of `discriminator_flow_make_step` (arguments checked
+    there): particles with labels drawn from the data's label law, `D(s, x, y)`."""
+    kind = field_kind(gan)
+    if event_shape is None:
+        event_shape = tuple(sample(jr.key(0), 1)[0].shape[1:])
+    shape = tuple(event_shape)
+    draw_prior = _prior_sampler(prior, shape)
+
+    def d_loss_fn(d: Any, real: Any, y_real: Any, fake: Any, y_fake: Any, s: Any, k: Any) -> Any:
+        d_real = jax.vmap(d)(s, real, y_real)
+        d_fake = jax.vmap(d)(s, fake, y_fake)
+        raw = gan.discriminator_loss(d_real, d_fake)
+        # Rows (s, y, vec x): the penalty sees ∇ₓD(s, ·, y) at each point's own time, with the
+        # data point's class y on both rows (an interpolate between a data point of class y
+        # and a particle is scored by D(s, ·, y)).
+        reg = penalty_term(
+            penalty,
+            penalty_weight,
+            lambda row: d(
+                jax.lax.stop_gradient(row[0]),
+                row[2:].reshape(shape),
+                jnp.round(jax.lax.stop_gradient(row[1])).astype(y_real.dtype),
+            ),
+            _with_time(s, _with_time(y_real, real)),
+            _with_time(s, _with_time(y_real, fake)),
+            k,
+        )
+        return raw + reg, (raw, reg)
+
+    def step(
+        state: DiscriminatorFlowState, key: PRNGKeyArray
+    ) -> tuple[DiscriminatorFlowState, dict[str, Array]]:
+        mask = state.trainable
+        k_prior, k_rounds, k_noise, k_lab = jr.split(key, 4)
+        dtype = float_dtype()
+        times = flow_times(t1, flow_steps, dtype)
+        y0 = draw_prior(k_prior, n_particles, dtype)
+        lab = sample(k_lab, n_particles)[1]  # the particles' classes, with the data's law
+        path = discriminator_flow_sample(
+            jax.lax.stop_gradient(state.discriminator),
+            y0,
+            eta=eta,
+            t1=t1,
+            flow_steps=flow_steps,
+            kind=kind,
+            entropy_reg=entropy_reg,
+            key=k_noise,
+            save_path=True,
+            labels=lab,
+        )[:-1]
+
+        def descent(carry: Any, kd: PRNGKeyArray) -> Any:
+            d, d_state = carry
+            k_real, k_idx, k_pts, k_pen = jr.split(kd, 4)
+            real, y_real = sample(k_real, batch_size)
+            idx = jr.randint(k_idx, (batch_size,), 0, flow_steps)
+            if n_particles == batch_size:
+                pts = jr.permutation(k_pts, n_particles)
+            else:
+                pts = jr.randint(k_pts, (batch_size,), 0, n_particles)
+            (_, aux), grads = value_and_grad(
+                d_loss_fn,
+                d,
+                mask,
+                real.astype(dtype),
+                y_real,
+                path[idx, pts],
+                lab[pts],
+                times[idx],
+                k_pen,
+                has_aux=True,
+            )
+            d, d_state = opt_step(opt, d, grads, d_state, mask)
+            return (d, d_state), aux
+
+        dyn, static = eqx.partition((state.discriminator, state.opt_state), eqx.is_array)
+
+        def body(dyn_carry: Any, kd: PRNGKeyArray) -> Any:
+            new, aux = descent(eqx.combine(dyn_carry, static), kd)
+            return eqx.partition(new, eqx.is_array)[0], aux
+
+        dyn, (raw, reg) = jax.lax.scan(body, dyn, jr.split(k_rounds, d_steps))
+        d, d_state = eqx.combine(dyn, static)
+        new = DiscriminatorFlowState(d, d_state, state.step + 1, mask)
+        return new, {"d_loss": jnp.mean(raw), "penalty": jnp.mean(reg)}
+
+    return step

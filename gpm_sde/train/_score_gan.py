@@ -22,7 +22,7 @@ from ..flows import score_gan_field
 from ..losses import dsm_loss, int_pm_loss
 from ..processes import edm
 from ..schedules import AbstractSigmaLaw, LogNormalSigma
-from ..scores import couples_particles
+from ..scores import bind_label, couples_particles
 from ._common import (
     EMA,
     Trainable,
@@ -43,6 +43,7 @@ from ._common import (
 )
 from ._gan import _check_ema_matches
 from ._loop import LoopOptions, check_steps, run_loop
+from ._particle_labels import check_pointwise, label_sampler
 
 _G = TypeVar("_G")
 _S = TypeVar("_S")
@@ -134,6 +135,7 @@ def score_gan_make_step(
     g_loss_scale: float = 1.0,
     ema: float | None = None,
     lr: float = 1e-3,
+    labels: Any = None,
 ) -> Callable[[ScoreGANState, PRNGKeyArray], tuple[ScoreGANState, dict[str, Array]]]:
     r"""One Score-GAN step (Franceschi et al. 2023, Algorithm 1) as a pure jittable
     `step(state, key) -> (state, {"score_loss", "g_loss", "sigma"})`: `score_steps`
@@ -146,7 +148,9 @@ def score_gan_make_step(
     and the EMA update of the generator. The arguments are those of
     [`train_score_gan`][gpm_sde.train.train_score_gan] (`latent_dim`: the size of one latent);
     the optimisers (and `ema`) must be those given to
-    [`score_gan_init`][gpm_sde.train.score_gan_init].
+    [`score_gan_init`][gpm_sde.train.score_gan_init]. With `labels`, the class-conditional
+    step: each point carries a label $y$ drawn from `labels`, and the step above is applied
+    to $q(\cdot\mid y)$ and $\rho_\theta(\cdot\mid y)$ (see `train_score_gan`).
     """
     check_callable("real_score", real_score, "(sigma, x) -> score", "on one point")
     batch_size = check_batch_size(batch_size)
@@ -189,6 +193,10 @@ def score_gan_make_step(
             "field_at='noised' evaluates the field one point at a time (one σ per point); "
             "pass field_at='generated' or a pointwise score."
         )
+    draw_labels = None
+    if labels is not None:
+        check_pointwise("real_score", real_score)
+        draw_labels = label_sampler(labels)
     process = edm(sigma_max)
     g_opt = check_optimizer(g_optimizer, "g_optimizer", lr)
     s_opt = check_optimizer(s_optimizer, "s_optimizer", lr)
@@ -222,12 +230,69 @@ def score_gan_make_step(
     def draw_sigma(k: PRNGKeyArray, shape: tuple[int, ...]) -> Any:
         return law.sample(k, shape, dtype)
 
-    def step(state: ScoreGANState, key: PRNGKeyArray) -> tuple[ScoreGANState, dict[str, Array]]:
-        _check_ema_matches(decay, state.ema, "score_gan")
-        g, s_model = state.generator, state.gen_score
-        g_state, s_state, avg = state.g_opt_state, state.s_opt_state, state.ema
-        g_mask, s_mask = state.g_trainable, state.s_trainable
-        keys = jr.split(key, score_steps + 2)
+    def cond_score_loss_fn(s_model: Any, x: Any, y: Any, k: PRNGKeyArray) -> Any:
+        # Denoising score matching of s(σ, ·, y_i) on the pair (x_i, y_i), point by point.
+        def one(xi: Any, yi: Any, ki: PRNGKeyArray) -> Any:
+            loss = dsm_loss(
+                bind_label(s_model, yi),
+                process,
+                xi[None],
+                ki,
+                weighting=score_loss,
+                sigma_law=score_law,
+                reduction="none",
+            )
+            return loss[0]
+
+        return jnp.mean(jax.vmap(one)(x, y, jr.split(k, x.shape[0])))
+
+    def cond_g_loss_fn(g: Any, s_model: Any, z: Any, y: Any, k: PRNGKeyArray) -> Any:
+        # Int-PM with the field of each point's own class: the unconditional field of
+        # q(·|y_i) and ρ_θ(·|y_i) at G(z_i, y_i) (or at its noised copy).
+        x = jax.vmap(g)(z, y)
+        k_sigma, k_eps = jr.split(k)
+        if field_at == "noised":
+            sigma = draw_sigma(k_sigma, (x.shape[0],))
+            eps = jr.normal(k_eps, x.shape, dtype)
+            at = x + sigma.reshape((-1,) + (1,) * (x.ndim - 1)) * eps
+        else:
+            sigma = jnp.broadcast_to(draw_sigma(k_sigma, ()), (x.shape[0],))
+            at = x
+
+        def one(si: Any, xi: Any, yi: Any) -> Any:
+            field = score_gan_field(
+                bind_label(real_score, yi), bind_label(s_model, yi), **field_weights
+            )
+            return field(si, xi[None], None)[0]
+
+        direction = jax.vmap(one)(sigma, jax.lax.stop_gradient(at), y)
+        surrogate = jnp.sum(x * -jax.lax.stop_gradient(direction)) / x.shape[0]
+        return g_loss_scale * surrogate, sigma
+
+    def cond_losses(
+        g: Any, s_model: Any, s_state: Any, g_mask: Any, s_mask: Any, keys: Any
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
+        assert draw_labels is not None
+        s_loss = jnp.zeros((), dtype)
+        for ks in keys[:score_steps]:
+            k_z, k_y, k_loss = jr.split(ks, 3)
+            y = draw_labels(k_y, batch_size)
+            z = draw_latents(k_z, batch_size, shape, dtype)
+            x = jax.lax.stop_gradient(jax.vmap(g)(z, y))
+            s_loss, grads = value_and_grad(cond_score_loss_fn, s_model, s_mask, x, y, k_loss)
+            s_model, s_state = opt_step(s_opt, s_model, grads, s_state, s_mask)
+        k_z, k_y, k_sigma = jr.split(keys[-1], 3)
+        z = draw_latents(k_z, batch_size, shape, dtype)
+        y = draw_labels(k_y, batch_size)
+        (g_loss, sigmas), grads = value_and_grad(
+            cond_g_loss_fn, g, g_mask, s_model, z, y, k_sigma, has_aux=True
+        )
+        sigma = jnp.exp(jnp.mean(jnp.log(sigmas)))
+        return s_model, s_state, s_loss, g_loss, grads, sigma
+
+    def plain_losses(
+        g: Any, s_model: Any, s_state: Any, g_mask: Any, s_mask: Any, keys: Any
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
         s_loss = jnp.zeros((), dtype)
         for ks in keys[:score_steps]:
             k_z, k_loss = jr.split(ks)
@@ -244,6 +309,22 @@ def score_gan_make_step(
         else:
             sigma = draw_sigma(k_sigma, ())
             g_loss, grads = value_and_grad(g_loss_fn, g, g_mask, s_model, z, sigma)
+        return s_loss, g_loss, grads, sigma, s_model, s_state
+
+    def step(state: ScoreGANState, key: PRNGKeyArray) -> tuple[ScoreGANState, dict[str, Array]]:
+        _check_ema_matches(decay, state.ema, "score_gan")
+        g, s_model = state.generator, state.gen_score
+        g_state, s_state, avg = state.g_opt_state, state.s_opt_state, state.ema
+        g_mask, s_mask = state.g_trainable, state.s_trainable
+        keys = jr.split(key, score_steps + 2)
+        if draw_labels is not None:
+            s_model, s_state, s_loss, g_loss, grads, sigma = cond_losses(
+                g, s_model, s_state, g_mask, s_mask, keys
+            )
+        else:
+            s_loss, g_loss, grads, sigma, s_model, s_state = plain_losses(
+                g, s_model, s_state, g_mask, s_mask, keys
+            )
         new_g, new_g_state = opt_step(g_opt, g, grads, g_state, g_mask)
         train_g = state.step >= warmup
         g, g_state = where_tree(train_g, (new_g, new_g_state), (g, g_state))
@@ -286,6 +367,7 @@ def train_score_gan(
     ema: float | None = None,
     g_trainable: Trainable = None,
     s_trainable: Trainable = None,
+    labels: Any = None,
     **loop: Unpack[LoopOptions],
 ) -> tuple[_G, _S, dict[str, np.ndarray]]:
     r"""Train a generator with GPM's Score GAN (Franceschi et al. 2023, §4.1 and Algorithm 1).
@@ -341,6 +423,24 @@ def train_score_gan(
 
     Both have $\rho_\theta = q$ as a fixed point.
 
+    **Class-conditional (`labels`).** With `labels`, every generated point carries a class
+    $y$ drawn from the law of the data's labels, the generator is $G_\theta(z, y)$, both
+    scores take the label, `real_score(sigma, x, y)` $= \nabla\log(q(\cdot\mid y) *
+    k_\sigma)$ and `gen_score(sigma, x, y)`, and the generated score is trained by
+    denoising score matching on the pairs $(G_\theta(z, y), y)$, so that
+    $s_\psi(\sigma, \cdot, y) \approx \nabla\log(\rho_\theta(\cdot\mid y) * k_\sigma)$.
+    The generator moves each point along the field of its own class,
+
+    $$\nabla h(x\mid y) = \sigma^p\big[w_q\nabla\log(q(\cdot\mid y) * k_\sigma)(x) -
+    w_\rho\nabla\log(\rho_\theta(\cdot\mid y) * k_\sigma)(x)\big],$$
+
+    which is, class by class, the unconditional field above with $q$ replaced by
+    $q(\cdot\mid y)$ and $\rho_\theta$ by $\rho_\theta(\cdot\mid y)$: its fixed point is
+    $\rho_\theta(\cdot\mid y) = q(\cdot\mid y)$ for every class of positive probability
+    (the conditional GAN of Mirza & Osindero 2014 with GPM's Score-GAN field; the combination
+    is this library's). `field_at`, `field_weight`, `score_loss` and the weights act as
+    above, and both scores must be pointwise (a cloud score is refused).
+
     A thin loop over [`score_gan_init`][gpm_sde.train.score_gan_init] and
     [`score_gan_make_step`][gpm_sde.train.score_gan_make_step] that checkpoints the
     [`ScoreGANState`][gpm_sde.train.ScoreGANState].
@@ -379,6 +479,12 @@ def train_score_gan(
     - `g_trainable`, `s_trainable`: what trains in the generator and in the generated score
       ([`Trainable`][gpm_sde.train.Trainable]; default
       [`default_trainable`][gpm_sde.train.default_trainable]).
+    - `labels`: `None` (unconditional), or the law of the classes: a 1-D integer array of
+      the data's labels (drawn uniformly, so each class comes with its data frequency), a
+      law with `.sample_with_components(key, n)` such as a
+      [`GaussianMixture`][gpm_sde.GaussianMixture] (class = component, drawn with the
+      mixture weights), or a callable `(key, n) -> labels`. The generator is then called
+      `G(z, y)` and both scores `(sigma, x, y)`, see above.
     - `**loop`: the loop options `checkpoint`, `resume`, `checkpoint_every`, `progress`
       and `chunk` ([`LoopOptions`][gpm_sde.train.LoopOptions]).
 
@@ -408,6 +514,7 @@ def train_score_gan(
         weight_gen=weight_gen,
         g_loss_scale=g_loss_scale,
         ema=ema,
+        labels=labels,
     )
     state = score_gan_init(
         generator,
