@@ -33,6 +33,7 @@ from ._param import (
     X0Param as X0Param,
     edm_preconditioning as edm_preconditioning,
 )
+from ._spectral import FrozenState as FrozenState
 from ._unet import UNet8 as UNet8
 from ._vae import (
     BernoulliDecoder as BernoulliDecoder,

@@ -65,6 +65,7 @@ from ._distributed import (
 )
 from ._gan import (
     GANState as GANState,
+    InstanceNoise as InstanceNoise,
     gan_init as gan_init,
     gan_make_step as gan_make_step,
     train_gan as train_gan,
