@@ -14,12 +14,14 @@ The weights come from `models.eqx` (the end of training) or, when the path is th
 from __future__ import annotations
 
 import argparse
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import write_atomic
 from .config import INT_MAX, SEED_MAX, TRAINERS, ConfigError, RunConfig, load_config
 from .figures import MISSING, samples_figure
 from .train_cmd import CHECKPOINT, CONFIG, MODELS, check_output_dir, precision
@@ -222,7 +224,9 @@ def sample(
     if d.is_image:  # the data range, as for any image model
         x = np.clip(x, -1.0, 1.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out_path, x)
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    write_atomic(out_path, buffer.getvalue())  # never a partial samples file
     where = f"{checkpoint}, step {step}"
     print(f"gpm-sde sample: {count} samples of {cfg.family} ({where}) in {elapsed:.1f} s")
     try:

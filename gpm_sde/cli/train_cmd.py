@@ -23,7 +23,6 @@ import inspect
 import os
 import shutil
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import write_atomic
 from .config import (
     TRAINERS,
     ConfigError,
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                 if args.overwrite:
                     _clear(run_dir)
-                write_text_atomic(run_dir / CONFIG, cfg.to_toml(versions()))
+                write_atomic(run_dir / CONFIG, cfg.to_toml(versions()).encode("utf-8"))
                 return train(cfg, progress=not args.no_progress)
         except KeyboardInterrupt:
             raise KeyboardInterrupt(
@@ -345,21 +345,6 @@ def _clear(run_dir: Path) -> None:
             path.unlink()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a unique temporary file, flushed and renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0o600 -> what `open` would give
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def versions() -> dict[str, str]:
     """The versions of Python and of the packages a run depends on."""
     from importlib.metadata import PackageNotFoundError, version
@@ -508,10 +493,3 @@ def _summary(cfg: RunConfig, run_dir: Path, history: dict[str, np.ndarray], elap
         if (run_dir / name).exists():
             print(f"  wrote {run_dir / name}")
     print(f"sample with: gpm-sde sample {run_dir}")
-
-
-def _umask() -> int:
-    """The process's file-mode creation mask."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -7,11 +7,12 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 import equinox as eqx
+
+from .._io import write_atomic
 
 _MAGIC = b"gpm_sde-checkpoint\n"
 _VERSION = 2
@@ -56,40 +57,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: Any, *, trainer: str, s
         "step": int(step),
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
-    _write_atomic(path, _MAGIC + json.dumps(header).encode() + b"\n" + payload)
+    write_atomic(path, _MAGIC + json.dumps(header).encode() + b"\n" + payload)
     return path
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a uniquely named file next to `path`, flush it to the disk, rename it
-    over `path` and flush the folder: a crash at any point leaves either the old file or the
-    new one, never a mixture, and two writers never share a temporary file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0o600 -> what `open` would give
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave the temporary file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (the rename) to the disk, where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def check_checkpoint_path(path: Any, name: str = "checkpoint") -> Path:
@@ -241,10 +210,3 @@ def _kind(like: Any) -> str:
     if isinstance(like, eqx.Module):
         return f"{type(like).__name__} (models and optimiser states)"
     return "model and optimiser state"
-
-
-def _umask() -> int:
-    """The process's file-mode creation mask."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

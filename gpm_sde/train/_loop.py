@@ -18,10 +18,10 @@ import numpy as np
 from jaxtyping import Array, Key, PRNGKeyArray
 
 from .._checks import check_int, check_key
+from .._io import write_atomic
 from .._optional import progress_bar
 from ._checkpoint import (
     CheckpointError,
-    _write_atomic,
     check_checkpoint_path,
     load_checkpoint,
     save_checkpoint,
@@ -246,4 +246,4 @@ def _write_history(path: Path, before: dict[str, np.ndarray], now: dict[str, Any
         arrays = {k: np.asarray(v) for k, v in now.items()}
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)  # pyright: ignore[reportArgumentType]
-    _write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
