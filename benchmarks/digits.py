@@ -62,22 +62,32 @@ class Settings:
         return Settings(1500, 120, 1000, 1000, 64, 40)
 
 
-def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: int):
-    """A VP ε-model (U-Net) trained by DSM, sampled by the reverse SDE to t = ε, then one
-    Tweedie step."""
-    process = gpm_sde.vp()
-    model = nn.EpsilonParam(nn.UNet8(key=jr.fold_in(key, 0), channels=CHANNELS), process.sigma)
+def score_model_init(key: jax.Array) -> nn.EpsilonParam:
+    """The untrained VP ε-model (U-Net) of `run_score_model` (key: `run_score_model`'s)."""
+    return nn.EpsilonParam(nn.UNet8(key=jr.fold_in(key, 0), channels=CHANNELS), gpm_sde.vp().sigma)
+
+
+def train_score_model(key: jax.Array, steps: int, train_x: jax.Array) -> nn.EpsilonParam:
+    """`score_model_init(key)` trained by DSM on the VP process (batch 128, EMA 0.999)."""
     model, _ = train.fit_score(
-        model,
-        process,
+        score_model_init(key),
+        gpm_sde.vp(),
         train_x,
         jr.fold_in(key, 1),
-        steps=settings.score_steps,
+        steps=steps,
         batch_size=128,
         ema=0.999,
         loss_options={"t_min": 1e-3},
         progress=False,
     )
+    return model
+
+
+def run_score_model(key: jax.Array, settings: Settings, train_x: jax.Array, n: int):
+    """A VP ε-model (U-Net) trained by DSM, sampled by the reverse SDE to t = ε, then one
+    Tweedie step."""
+    process = gpm_sde.vp()
+    model = train_score_model(key, settings.score_steps, train_x)
     start = time.perf_counter()
     out = samplers.reverse_sde_sample(
         process, model, jr.fold_in(key, 2), n, (1, 8, 8), steps=settings.sample_steps, eps=EPS
