@@ -371,8 +371,43 @@ def test_resume_equals_an_uninterrupted_run(key, tmp_path):
     assert train.read_checkpoint_header(path)["step"] == 40
 
 
-def test_checkpoint_paths_are_checked_before_training(key, tmp_path):
-    """A folder, or a path under a file, fails before the first step (nothing is trained)."""
+def test_sigterm_saves_the_completed_steps_and_stops(key, tmp_path, monkeypatch):
+    """SIGTERM (a batch scheduler's warning) at step 20 of 40: the 20 completed steps are
+    saved, the loop stops with a KeyboardInterrupt, and the default handler is back."""
+    import os
+    import signal
+    import threading
+
+    from gpm_sde.train import _loop
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        pytest.skip("needs the main thread with the default SIGTERM handler")
+    keys = _loop.step_keys
+
+    def step_keys(k, start, stop):
+        if start == 20:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return keys(k, start, stop)
+
+    monkeypatch.setattr(_loop, "step_keys", step_keys)
+    path = tmp_path / "ckpt.eqx"
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        _small_fit(key, 40, checkpoint=path)
+    assert train.read_checkpoint_header(path)["step"] == 20
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_checkpoint_paths_are_checked_before_training(key, tmp_path, monkeypatch):
+    """A folder, or a path under a file, fails before the first step (nothing is trained:
+    a training chunk would raise here instead of running for hours)."""
+    from gpm_sde.train import _loop
+
+    def no_training(*args):
+        raise AssertionError("training started before the checkpoint path was checked")
+
+    monkeypatch.setattr(_loop, "_chunk_runner", no_training)
     (tmp_path / "file").write_text("")
     for bad, fragment in [(tmp_path, "is a folder"), (tmp_path / "file" / "c.eqx", "a file")]:
         with pytest.raises(train.CheckpointError, match=fragment):

@@ -1,11 +1,13 @@
 r"""The training loop shared by every trainer: jitted chunks of steps under `lax.scan`, a
 progress bar with the losses, checkpoints with resume (and the history of the whole run saved
-with them), a stop on a non-finite loss, and a clean stop on Ctrl-C."""
+with them), a stop on a non-finite loss, and a clean stop on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import io
 import os
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -115,8 +117,11 @@ def run_loop(
     every `checkpoint_every` steps (rounded up to a chunk boundary) and at the end. With
     `history=PATH`, the history of every step so far (of the steps before a resume too) is
     written to `PATH` just before each checkpoint, so a killed run keeps a complete history up
-    to its last checkpoint. On Ctrl-C (`KeyboardInterrupt`) the state of the last completed
-    chunk is saved, and the interrupt is raised again: the run can be resumed.
+    to its last checkpoint. On Ctrl-C (`KeyboardInterrupt`), and on `SIGTERM` (what batch
+    schedulers such as SLURM send before they kill a job; turned into a `KeyboardInterrupt`
+    while the loop runs, when it runs in the main thread and no other `SIGTERM` handler is
+    installed), the state of the last completed chunk is saved, and the interrupt is raised
+    again: the run can be resumed.
 
     The checkpoint (and history) paths are checked before the first step, so a bad path
     raises [`CheckpointError`][gpm_sde.train.CheckpointError] before any training.
@@ -171,6 +176,7 @@ def run_loop(
         save_checkpoint(ckpt, eqx.combine(dyn, static), trainer=name, step=at)
 
     bar = progress_bar(total=steps, initial=start, desc=name, disable=not progress, leave=False)
+    previous = _catch_sigterm()
     try:
         while done < steps:
             n = min(chunk, steps - done)
@@ -208,8 +214,27 @@ def run_loop(
             save(dynamic, done)
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         bar.close()
     return eqx.combine(dynamic, static), _collect(start, done, history_)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _catch_sigterm() -> Any:
+    """Turn SIGTERM into a `KeyboardInterrupt` (so the loop saves and stops as on Ctrl-C);
+    returns the handler to restore, or `None` where none was installed (not the main thread,
+    or somebody else's handler already there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return None
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return previous
 
 
 def _collect(start: int, done: int, history: dict[str, list[np.ndarray]]) -> dict[str, Any]:
