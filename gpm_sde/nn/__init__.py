@@ -19,6 +19,7 @@ ready for [`reverse`][gpm_sde.reverse] and the losses of `gpm_sde.losses`.
 """
 
 from ._conv import ConvDiscriminator8 as ConvDiscriminator8, ConvGenerator8 as ConvGenerator8
+from ._ddgan import DDGANDiscriminator as DDGANDiscriminator, DDGANGenerator as DDGANGenerator
 from ._embedding import FourierEmbedding as FourierEmbedding
 from ._init import normal_init as normal_init
 from ._mlp import (

@@ -44,6 +44,12 @@ from ._common import (
     partition_trainable as partition_trainable,
     trainable_mask as trainable_mask,
 )
+from ._ddgan import (
+    DDGANState as DDGANState,
+    ddgan_init as ddgan_init,
+    ddgan_make_step as ddgan_make_step,
+    train_ddgan as train_ddgan,
+)
 from ._diffflow_gan import (
     DiffFlowGANState as DiffFlowGANState,
     diffflow_gan_init as diffflow_gan_init,
