@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import (
     check_batch,
@@ -45,12 +45,33 @@ def _bcast(v: Array, x: Array) -> Array:
     return jnp.reshape(v, (-1,) + (1,) * (x.ndim - 1))
 
 
+def _check_labels(labels: Any, x0: Array) -> Array:
+    """`labels` as an array with one label (or conditioning vector) per point of `x0`."""
+    lab = jnp.asarray(labels)
+    if lab.ndim == 0 or lab.shape[0] != x0.shape[0]:
+        raise ValueError(
+            f"`labels` must hold one label per point of `x0`: an array with leading axis "
+            f"{x0.shape[0]} (e.g. integer class indices of shape ({x0.shape[0]},)), got shape "
+            f"{lab.shape}; pass the labels of this batch, or `labels=None` for an "
+            f"unconditional model."
+        )
+    return lab
+
+
+def _apply(fn: Callable[..., Any], t: Array, x: Array, labels: Array | None) -> Array:
+    """`fn(t_i, x_i)` (or `fn(t_i, x_i, y_i)`) over the batch."""
+    if labels is None:
+        return jax.vmap(fn)(t, x)
+    return jax.vmap(fn)(t, x, labels)
+
+
 def dsm_loss(
     score_fn: Callable[..., Any],
     process: AbstractLinearProcess,
     x0: Float[Array, " n *event"],
     key: PRNGKeyArray,
     *,
+    labels: ArrayLike | None = None,
     weighting: str = "std2",
     t_min: float = 1e-5,
     sigma_data: float = 0.5,
@@ -69,7 +90,15 @@ def dsm_loss(
     functions is the marginal score $\nabla\log p_t$ (Vincent 2011, appendix), and at the
     minimum the loss equals the irreducible constant
     $\mathbb{E}_t\lambda(t)\,\mathbb{E}\big[d/\sigma(t)^2 - \|\nabla\log p_t(x_t)\|^2\big]$
-    ($d$ the event size). The squared norm sums over all event axes. Weightings:
+    ($d$ the event size). The squared norm sums over all event axes.
+
+    With `labels` $y_i$ (one per point) the score is conditional, $s_\theta(t, x_t, y)$, and
+    the same argument point by point in $y$ makes the minimiser the conditional score
+    $\nabla\log p_t(x\mid y)$ of the noised class $y$; with a fraction of labels replaced
+    by a null label ([`drop_labels`][gpm_sde.losses.drop_labels]) one network learns the
+    unconditional score at the null label too (Ho & Salimans 2022, algorithm 1).
+
+    Weightings:
 
     - `"std2"`: $\lambda(t) = \sigma(t)^2$, $t \sim \mathcal{U}(t_{\min}, T)$ (Song et al.
       2021, §3.3), i.e. the loss $\mathbb{E}\|\sigma s_\theta + \varepsilon\|^2$.
@@ -85,7 +114,7 @@ def dsm_loss(
       $\sigma(t) = t$), so the score is called at $t = \sigma$; pass an
       [`EDMDenoiser`][gpm_sde.nn.EDMDenoiser] to train Karras's preconditioned network.
     - `"denoiser"`: the plain denoiser error $\|D(x_\sigma;\sigma) - x_0\|^2 =
-      \sigma^4\|s_	heta + arepsilon/\sigma\|^2$ (no $\lambda$), $\sigma$ drawn from
+      \sigma^4\|s_\theta + \varepsilon/\sigma\|^2$ (no $\lambda$), $\sigma$ drawn from
       `sigma_law`: the generated-score loss of the GPM authors' Score GAN (Franceschi et al.
       2023, `ScoreGAN.forward_score_noise`, with
       [`KarrasSigma`][gpm_sde.schedules.KarrasSigma]). Needs the EDM process too.
@@ -93,10 +122,13 @@ def dsm_loss(
     **Arguments:**
 
     - `score_fn`: the pointwise score `score_fn(t, x)` on one point (vmapped over the batch),
-      e.g. a parameterisation wrapper from `gpm_sde.nn`.
+      e.g. a parameterisation wrapper from `gpm_sde.nn`; with `labels`, the conditional score
+      `score_fn(t, x, y)`, e.g. `EpsilonParam(ScoreMLP(..., num_classes=K), process.sigma)`.
     - `process`: the forward process.
     - `x0`: a batch of data `(n, *event)`.
     - `key`: PRNG key for the times (or noise levels) and the noise; one of each per point.
+    - `labels`: `None` (an unconditional score), or the labels of the batch, an array with
+      leading axis `n` (integer classes `(n,)`, or conditioning vectors `(n, k)`).
     - `weighting`: `"std2"`, `"likelihood"` or `"edm"`.
     - `t_min`: the smallest time for the uniform weightings.
     - `sigma_data`, `p_mean`, `p_std`: $\sigma_d$, $P_{\rm mean}$, $P_{\rm std}$ of the EDM
@@ -126,6 +158,7 @@ def dsm_loss(
     _check_reduction(reduction)
     check_batch("x0", x0, min_ndim=2)
     check_finite("x0", x0, "remove or impute non-finite data")
+    lab = None if labels is None else _check_labels(labels, x0)
     k_t, k_eps = jr.split(key)
     n, dtype = x0.shape[0], x0.dtype
     if sigma_law is not None and not isinstance(sigma_law, AbstractSigmaLaw):
@@ -170,7 +203,7 @@ def dsm_loss(
             weight = process.diffusion_squared(t) / sigma**2
     eps = jr.normal(k_eps, x0.shape, dtype=dtype)
     xt = _bcast(alpha, x0) * x0 + _bcast(sigma, x0) * eps
-    score = jax.vmap(score_fn)(t, xt)
+    score = _apply(score_fn, t, xt, lab)
     per_point = weight * _per_point_sq_norm(_bcast(sigma, x0) * score + eps)
     return _reduce(per_point, reduction)
 
@@ -181,6 +214,7 @@ def ddpm_eps_loss(
     x0: Float[Array, " n *event"],
     key: PRNGKeyArray,
     *,
+    labels: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> Float[Array, ""] | Float[Array, " n"]:
     r"""The simplified DDPM loss (Ho et al. 2020, eq. 14 and Algorithm 1):
@@ -192,15 +226,19 @@ def ddpm_eps_loss(
     Its minimiser is $\varepsilon^*(n, x) = \mathbb{E}[\varepsilon \mid x_n = x] =
     -\sqrt{1 - \bar\alpha_n}\,\nabla\log q_n(x)$
     ([`DDPM.eps_from_score`][gpm_sde.processes.DDPM.eps_from_score]). The squared norm
-    sums over all event axes.
+    sums over all event axes. With `labels` the predictor is conditional,
+    $\varepsilon_\theta(n, x, y)$, and its minimiser $\mathbb{E}[\varepsilon \mid x_n = x, y]$
+    (classifier-free training, Ho & Salimans 2022, algorithm 1, with
+    [`drop_labels`][gpm_sde.losses.drop_labels]).
 
     **Arguments:**
 
     - `eps_model`: the noise predictor `eps_model(n, x)` on one point, `n` an integer step
-      (1-based, as in the paper), vmapped over the batch.
+      (1-based, as in the paper), vmapped over the batch; with `labels`, `eps_model(n, x, y)`.
     - `ddpm`: the chain ([`ddpm`][gpm_sde.ddpm]).
     - `x0`: a batch of data `(n, *event)`.
     - `key`: PRNG key for the steps and the noise.
+    - `labels`: `None`, or the labels of the batch, an array with leading axis `n`.
     - `reduction`: `"mean"` for the batch mean, `"none"` for one loss per point.
     """
     if not isinstance(ddpm, DDPM):
@@ -212,11 +250,12 @@ def ddpm_eps_loss(
     _check_reduction(reduction)
     check_batch("x0", x0, min_ndim=2)
     check_finite("x0", x0, "remove or impute non-finite data")
+    lab = None if labels is None else _check_labels(labels, x0)
     k_n, k_eps = jr.split(key)
     steps = jr.randint(k_n, (x0.shape[0],), 1, ddpm.n_steps + 1)
     alpha_bar = ddpm.alpha_bar(steps).astype(x0.dtype)
     one_minus = ddpm.one_minus_alpha_bar(steps).astype(x0.dtype)
     eps = jr.normal(k_eps, x0.shape, dtype=x0.dtype)
     xn = _bcast(jnp.sqrt(alpha_bar), x0) * x0 + _bcast(jnp.sqrt(one_minus), x0) * eps
-    eps_hat = jax.vmap(eps_model)(steps, xn)
+    eps_hat = _apply(eps_model, steps, xn, lab)
     return _reduce(_per_point_sq_norm(eps - eps_hat), reduction)

@@ -12,6 +12,15 @@ plugs into [`reverse`][gpm_sde.reverse], [`probability_flow`][gpm_sde.probabilit
 `gpm_sde.losses.dsm_loss` directly. $\alpha$ and $\sigma$ are given as callables of $t$
 (typically the bound methods `process.alpha`, `process.sigma` of a forward process) or as
 constants.
+
+**Conditional networks.** Every wrapper passes an optional label through: called as
+`wrapper(t, x, y)` it calls the class-conditional network as `net(t, x, y)` (e.g. a
+[`ScoreMLP`][gpm_sde.nn.ScoreMLP] or [`UNet8`][gpm_sde.nn.UNet8] built with `num_classes=K`)
+and applies the same formula, giving the conditional score $\nabla\log p_t(x\mid y)$;
+`wrapper(t, x)` calls `net(t, x)` exactly as an unconditional wrapper does.
+[`bind_label(wrapper, y)`][gpm_sde.scores.bind_label] is then the pointwise score
+`(t, x) -> ∇log p_t(x | y)` (the null label `K` gives the unconditional score of
+classifier-free training), and [`fit_score`][gpm_sde.train.fit_score] with `labels=` trains it.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float, Real
+from jaxtyping import Array, ArrayLike, Float, Int, Real
 
 from .._checks import check_callable, check_positive
 
@@ -32,6 +41,11 @@ Coefficient = Callable[..., Any] | float
 def _at(coefficient: Any, t: Any, like: Array) -> Array:
     value = coefficient(t) if callable(coefficient) else coefficient
     return jnp.asarray(value, dtype=jnp.result_type(like.dtype, float))
+
+
+def _net(net: Callable[..., Any], t: Any, x: Array, y: Any) -> Array:
+    """`net(t, x)`, or `net(t, x, y)` for a conditional network given a label."""
+    return net(t, x) if y is None else net(t, x, y)
 
 
 def _check_coefficient(name: str, value: Any, example: str) -> None:
@@ -59,8 +73,13 @@ class ScoreParam(eqx.Module):
     def __check_init__(self):
         check_callable("net", self.net, "net(t, x) on one point")
 
-    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
-        return self.net(t, x)
+    def __call__(
+        self,
+        t: Real[ArrayLike, ""],
+        x: Float[Array, "*event"],
+        y: Int[ArrayLike, ""] | Array | None = None,
+    ) -> Float[Array, "*event"]:
+        return _net(self.net, t, x, y)
 
 
 class EpsilonParam(eqx.Module):
@@ -83,8 +102,13 @@ class EpsilonParam(eqx.Module):
         check_callable("net", self.net, "net(t, x) on one point")
         _check_coefficient("sigma", self.sigma, "process.sigma")
 
-    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
-        return -self.net(t, x) / _at(self.sigma, t, x)
+    def __call__(
+        self,
+        t: Real[ArrayLike, ""],
+        x: Float[Array, "*event"],
+        y: Int[ArrayLike, ""] | Array | None = None,
+    ) -> Float[Array, "*event"]:
+        return -_net(self.net, t, x, y) / _at(self.sigma, t, x)
 
 
 class X0Param(eqx.Module):
@@ -110,9 +134,14 @@ class X0Param(eqx.Module):
         _check_coefficient("alpha", self.alpha, "process.alpha")
         _check_coefficient("sigma", self.sigma, "process.sigma")
 
-    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
+    def __call__(
+        self,
+        t: Real[ArrayLike, ""],
+        x: Float[Array, "*event"],
+        y: Int[ArrayLike, ""] | Array | None = None,
+    ) -> Float[Array, "*event"]:
         alpha, sigma = _at(self.alpha, t, x), _at(self.sigma, t, x)
-        return (alpha * self.net(t, x) - x) / sigma**2
+        return (alpha * _net(self.net, t, x, y) - x) / sigma**2
 
 
 def edm_preconditioning(
@@ -186,14 +215,24 @@ class EDMDenoiser(eqx.Module):
         sigma = _at(self.sigma if self.sigma is not None else (lambda u: u), t, x)
         return alpha, sigma
 
-    def denoise(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
+    def denoise(
+        self,
+        t: Real[ArrayLike, ""],
+        x: Float[Array, "*event"],
+        y: Int[ArrayLike, ""] | Array | None = None,
+    ) -> Float[Array, "*event"]:
         r"""$D_\theta(x/\alpha; \sigma/\alpha)$, the estimate of $\mathbb{E}[x_0 \mid x_t =
-        x]$."""
+        x]$ (of $\mathbb{E}[x_0 \mid x_t = x, y]$ given a label `y`)."""
         alpha, sigma = self._alpha_sigma(t, x)
         x_hat = x / alpha
         c_skip, c_out, c_in, c_noise = edm_preconditioning(sigma / alpha, self.sigma_data)
-        return c_skip * x_hat + c_out * self.net(c_noise, c_in * x_hat)
+        return c_skip * x_hat + c_out * _net(self.net, c_noise, c_in * x_hat, y)
 
-    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "*event"]) -> Float[Array, "*event"]:
+    def __call__(
+        self,
+        t: Real[ArrayLike, ""],
+        x: Float[Array, "*event"],
+        y: Int[ArrayLike, ""] | Array | None = None,
+    ) -> Float[Array, "*event"]:
         alpha, sigma = self._alpha_sigma(t, x)
-        return (alpha * self.denoise(t, x) - x) / sigma**2
+        return (alpha * self.denoise(t, x, y) - x) / sigma**2

@@ -8,7 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
 from ._blocks import ResBlock, upsample2
 from ._common import check_channels, check_event, check_size, num_groups
@@ -37,18 +37,34 @@ class UNet8(eqx.Module):
     shift after its second normalisation (AdaGN, Dhariwal & Nichol 2021, §3). The raw output
     has the shape of the input; wrap it in a score parameterisation.
 
+    With `num_classes=K` the network is class-conditional, $F_\theta(t, x, y)$: a learned
+    label embedding $E_y \in \mathbb{R}^{\text{embed\_dim}}$ is added to the time
+    embedding, $e = \operatorname{SiLU}(A\gamma(t) + E_y)$ (a class embedding added to the
+    timestep embedding, as in the class-conditional U-Net of Dhariwal & Nichol 2021;
+    reconstructed, not checked line by line against their code), with
+    the extra index $K$ the *null label* of classifier-free training (Ho & Salimans 2022,
+    sec. 3.2), exactly as in [`ScoreMLP`][gpm_sde.nn.ScoreMLP].
+
     **Arguments:**
 
     - `key`: PRNG key.
     - `channels`: $(c_0, c_1, c_2)$, the widths at 8×8, 4×4 and 2×2.
     - `embed_dim`: size of the Fourier time embedding (even).
     - `fourier_scale`: standard deviation of the Fourier frequencies.
+    - `num_classes`: if given, the number $K$ of classes of a class-conditional network
+      (label embedding with $K + 1$ rows, the last the null label). `None` (the default)
+      leaves the network unconditional and its parameters unchanged.
 
-    Called as `net(t, x)` with a scalar `t` and `x: (1, 8, 8)`; returns `(1, 8, 8)`.
+    Called as `net(t, x)` with a scalar `t` and `x: (1, 8, 8)`; returns `(1, 8, 8)`. A
+    conditional network is called as `net(t, x, y)` with an integer label `y` in
+    `[0, num_classes]` (`y = num_classes` or `y = None`: the null label); the
+    parameterisation wrappers pass the label through (`EpsilonParam(net, sigma)(t, x, y)`),
+    and [`bind_label`][gpm_sde.scores.bind_label] binds it.
     """
 
     embedding: FourierEmbedding
     time_proj: eqx.nn.Linear
+    label_embedding: eqx.nn.Embedding | None
     conv_in: eqx.nn.Conv2d
     block0: ResBlock
     down1: eqx.nn.Conv2d
@@ -69,9 +85,16 @@ class UNet8(eqx.Module):
         channels: Sequence[int] = (32, 64, 64),
         embed_dim: int = 32,
         fourier_scale: float = 16.0,
+        num_classes: int | None = None,
     ):
         c0, c1, c2 = check_channels("channels", channels, 3)
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
+        if num_classes is None:
+            self.label_embedding = None
+        else:
+            num_classes = check_size("num_classes", num_classes)
+            label_key = jr.fold_in(key, 7919)  # the unconditional parameters stay as they were
+            self.label_embedding = eqx.nn.Embedding(num_classes + 1, embed_dim, key=label_key)
         k = jr.split(key, 13)
         self.embedding = FourierEmbedding(embed_dim, key=k[0], scale=fourier_scale)
         self.time_proj = eqx.nn.Linear(embed_dim, embed_dim, key=k[1])
@@ -88,9 +111,20 @@ class UNet8(eqx.Module):
         self.norm_out = eqx.nn.GroupNorm(num_groups(c0), c0)
         self.conv_out = eqx.nn.Conv2d(c0, 1, 3, padding=1, key=k[12])
 
-    def __call__(self, t: Real[ArrayLike, ""], x: Float[Array, "1 8 8"]) -> Float[Array, "1 8 8"]:
+    def __call__(
+        self, t: Real[ArrayLike, ""], x: Float[Array, "1 8 8"], y: Int[ArrayLike, ""] | None = None
+    ) -> Float[Array, "1 8 8"]:
         check_event("x", x, IMAGE_SHAPE, "one single-channel 8×8 image")
-        e = jax.nn.silu(self.time_proj(self.embedding(t)))
+        pre = self.time_proj(self.embedding(t))
+        if self.label_embedding is not None:
+            null = self.label_embedding.num_embeddings - 1
+            pre = pre + self.label_embedding(jnp.asarray(null if y is None else y))
+        elif y is not None:
+            raise ValueError(
+                "`y` was given but this UNet8 is unconditional; build it with "
+                "`num_classes=...` to condition on a label, or call it as `net(t, x)`."
+            )
+        e = jax.nn.silu(pre)
         h0 = self.block0(self.conv_in(x), e)  # (c0, 8, 8)
         h1 = self.block1(self.down1(h0), e)  # (c1, 4, 4)
         h = self.mid(self.down2(h1), e)  # (c2, 2, 2)
