@@ -3,6 +3,7 @@ losses (minimax, non-saturating, Wasserstein, least squares, hinge, f-GAN), the
 discriminator regularisers (R1, WGAN-GP, weight clipping), the Int-PM generator loss, and the
 autoencoder objectives (the ELBO, the IWAE bound, the VQ-VAE loss)."""
 
+from ._classifier import noisy_classifier_loss as noisy_classifier_loss
 from ._elbo import elbo as elbo, gaussian_kl as gaussian_kl, iwae_bound as iwae_bound
 from ._gan import (
     FGAN as FGAN,

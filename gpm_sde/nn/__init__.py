@@ -18,6 +18,11 @@ A parameterisation wrapper ([`EpsilonParam`][gpm_sde.nn.EpsilonParam],
 ready for [`reverse`][gpm_sde.reverse] and the losses of `gpm_sde.losses`.
 """
 
+from ._classifier import (
+    ClassifierLogProb as ClassifierLogProb,
+    NoisyClassifierMLP as NoisyClassifierMLP,
+    classifier_log_prob as classifier_log_prob,
+)
 from ._conv import ConvDiscriminator8 as ConvDiscriminator8, ConvGenerator8 as ConvGenerator8
 from ._ddgan import DDGANDiscriminator as DDGANDiscriminator, DDGANGenerator as DDGANGenerator
 from ._embedding import FourierEmbedding as FourierEmbedding

@@ -35,6 +35,12 @@ from ._checkpoint import (
     read_checkpoint_header as read_checkpoint_header,
     save_checkpoint as save_checkpoint,
 )
+from ._classifier import (
+    ClassifierState as ClassifierState,
+    classifier_init as classifier_init,
+    classifier_make_step as classifier_make_step,
+    fit_classifier as fit_classifier,
+)
 from ._common import (
     EMA as EMA,
     Trainable as Trainable,
