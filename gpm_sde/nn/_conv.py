@@ -41,8 +41,8 @@ class ConvGenerator8(eqx.Module):
     - `latent_dim`: $k$.
     - `key`: PRNG key.
     - `channels`: $c$, the width at 4×4 and 8×8 ($2c$ at 2×2).
-    - `num_classes`: if given, $K$: class-conditional, $G(z, y)$ (Mirza & Osindero 2014,
-      §4.1): a learned label row $E_y \in \mathbb{R}^{8c}$ is added to the output of the first
+    - `num_classes`: if given, $K$: class-conditional, $G(z, y)$ (Mirza & Osindero 2014):
+      a learned label row $E_y \in \mathbb{R}^{8c}$ is added to the output of the first
       `Linear`, exactly that layer acting on $[z; \mathrm{onehot}(y)]$; row $K$ is the null
       label. `None` (the default) leaves the parameters unchanged.
 
@@ -130,6 +130,7 @@ class ConvDiscriminator8(eqx.Module):
       $c_{\rm out} \times c_{\rm in}k^2$ matrices, as Miyato et al. 2018 do, the `Linear`
       layers and $E$) by its estimated largest singular value (`eqx.nn.SpectralNorm`); build
       with `eqx.nn.make_with_state` and call `D(..., state=state) -> (logit, state)`.
+    - `power_iterations`: power iterations per call of each normalised layer (1 by default).
 
     Returns a scalar `()` (with `spectral_norm=True`: `(logit, state)`).
     """
@@ -157,6 +158,7 @@ class ConvDiscriminator8(eqx.Module):
         num_classes: int | None = None,
         conditioning: str = "projection",
         spectral_norm: bool = False,
+        power_iterations: int = 1,
     ):
         c = check_size("channels", channels)
         check_flag("time_conditioned", time_conditioned)
@@ -165,11 +167,12 @@ class ConvDiscriminator8(eqx.Module):
         if num_classes is not None:
             num_classes = check_size("num_classes", num_classes)
         width = c if conditioning == "concat" else 2 * c * 4
-        self.label_embedding = label_embedding(num_classes, width, key, sn)
+        iters = check_size("power_iterations", power_iterations)
+        self.label_embedding = label_embedding(num_classes, width, key, sn, iters)
         sn_keys = iter(jr.split(jr.fold_in(key, 104729), 8))
 
         def wrap(layer: Any) -> Any:
-            return maybe_spectral(layer, sn, next(sn_keys))
+            return maybe_spectral(layer, sn, next(sn_keys), iters)
 
         k = jr.split(key, 9)
         self.conv0 = wrap(eqx.nn.Conv2d(1, c, 3, padding=1, key=k[0]))

@@ -133,7 +133,7 @@ class ScoreMLP(eqx.Module):
 class MLPGenerator(eqx.Module):
     r"""An MLP generator $x = g_\theta(z)$ from a latent $z \in \mathbb{R}^{k}$ to
     $\mathbb{R}^{d}$ (Goodfellow et al. 2014, §3), optionally class-conditional, $x =
-    g_\theta(z, y)$ (Mirza & Osindero 2014, §4.1):
+    g_\theta(z, y)$ (Mirza & Osindero 2014):
 
     $$h_0 = z,\qquad h_{1} = \operatorname{act}(W_1 z + b_1 + E_y),\qquad
     h_{j} = \operatorname{act}(W_j h_{j-1} + b_j),\quad j = 2..L,\qquad
@@ -141,7 +141,7 @@ class MLPGenerator(eqx.Module):
 
     The label row $E_y$ (absent for an unconditional generator) is exactly a first layer acting
     on the concatenation $[z; \mathrm{onehot}(y)]$, the conditional generator of Mirza &
-    Osindero.
+    Osindero (the label fed to the first layer alongside the input).
 
     **Arguments:**
 
@@ -225,7 +225,7 @@ class MLPDiscriminator(eqx.Module):
 
     - `conditioning="concat"`: $c_y = E_y$, $p_y = 0$: exactly a first layer acting on the
       concatenation $[x; \mathrm{onehot}(y)]$, the conditional discriminator of Mirza &
-      Osindero 2014, §4.1;
+      Osindero 2014;
     - `conditioning="projection"`: $c_y = 0$, $p_y = \langle E_y, \phi(x)\rangle$, the
       projection discriminator $D(x, y) = \psi(\phi(x)) + y^\top V\phi(x)$ of Miyato & Koyama
       2018 (its logit form, with $V$ the embedding and $y$ one-hot).
@@ -250,6 +250,9 @@ class MLPDiscriminator(eqx.Module):
       with `D, state = eqx.nn.make_with_state(MLPDiscriminator)(..., spectral_norm=True)` and
       call it as `D(..., state=state) -> (logit, state)`;
       [`FrozenState`][gpm_sde.nn.FrozenState] binds a state for inference.
+    - `power_iterations`: power iterations per call of each normalised layer (1 by default;
+      more when the weights change faster than one iteration per call tracks their top
+      singular vectors, e.g. a near-degenerate top singular value at a high learning rate).
 
     Returns a scalar `()`, a logit for the GAN losses or a critic value for WGAN (with
     `spectral_norm=True`: `(logit, state)`). A label `y` is an integer in $[0, K]$, `None`
@@ -283,6 +286,7 @@ class MLPDiscriminator(eqx.Module):
         num_classes: int | None = None,
         conditioning: str = "projection",
         spectral_norm: bool = False,
+        power_iterations: int = 1,
     ):
         self.in_dim = check_size("in_dim", in_dim)
         hidden = check_size("hidden", hidden)
@@ -292,12 +296,13 @@ class MLPDiscriminator(eqx.Module):
         self.conditioning = check_conditioning(conditioning)
         if num_classes is not None:
             num_classes = check_size("num_classes", num_classes)
-        self.label_embedding = label_embedding(num_classes, hidden, key, sn)
+        iters = check_size("power_iterations", power_iterations)
+        self.label_embedding = label_embedding(num_classes, hidden, key, sn, iters)
         keys = jr.split(key, 2 * depth + 4)
         sn_keys = iter(jr.split(jr.fold_in(key, 104729), 2 * depth + 4))
 
         def wrap(layer: Any) -> Any:
-            return maybe_spectral(layer, sn, next(sn_keys))
+            return maybe_spectral(layer, sn, next(sn_keys), iters)
 
         self.inp = wrap(eqx.nn.Linear(in_dim, hidden, key=keys[0]))
         self.layers = tuple(wrap(eqx.nn.Linear(hidden, hidden, key=k)) for k in keys[1:depth])

@@ -15,11 +15,13 @@ from jaxtyping import Array, Int, PRNGKeyArray
 CONDITIONINGS = ("concat", "projection")
 
 
-def maybe_spectral(layer: Any, spectral_norm: bool, key: PRNGKeyArray) -> Any:
+def maybe_spectral(
+    layer: Any, spectral_norm: bool, key: PRNGKeyArray, power_iterations: int = 1
+) -> Any:
     """`eqx.nn.SpectralNorm(layer, "weight")` when `spectral_norm`, else `layer`."""
     if not spectral_norm:
         return layer
-    return eqx.nn.SpectralNorm(layer, "weight", key=key)
+    return eqx.nn.SpectralNorm(layer, "weight", power_iterations, key=key)
 
 
 def apply(layer: Any, x: Array, state: eqx.nn.State | None) -> tuple[Array, Any]:
@@ -44,7 +46,11 @@ def num_embeddings(embedding: Any) -> int:
 
 
 def label_embedding(
-    num_classes: int | None, size: int, key: PRNGKeyArray, spectral_norm: bool = False
+    num_classes: int | None,
+    size: int,
+    key: PRNGKeyArray,
+    spectral_norm: bool = False,
+    power_iterations: int = 1,
 ) -> Any:
     """`Embedding(num_classes + 1, size)` (the extra row is the null label), from a key folded
     off the network's own key so that its unconditional parameters stay as they were."""
@@ -52,7 +58,7 @@ def label_embedding(
         return None
     k = jr.fold_in(key, 7919)
     emb = eqx.nn.Embedding(num_classes + 1, size, key=k)
-    return maybe_spectral(emb, spectral_norm, jr.fold_in(k, 1))
+    return maybe_spectral(emb, spectral_norm, jr.fold_in(k, 1), power_iterations)
 
 
 def label_row(

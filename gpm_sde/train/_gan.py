@@ -103,10 +103,13 @@ class InstanceNoise(eqx.Module):
     0,\; T_{\max}\big),$$
 
     with $\tau = 0$ on logits (Wang et al. write $\operatorname{sign}(D - \tfrac12)$ on
-    probabilities, the same test). Continuous-time rendering, reconstructed from the paper's
-    description: $t$ is a continuous time of `process` (Wang et al. use a discrete chain of
-    $T$ steps with a linear $\beta$ schedule and a choice of uniform or priority sampling of
-    $t$; here $t$ is uniform on $[0, T]$), and $T$ is updated every step.
+    probabilities, the same test; their official code, `diffusion-stylegan2`, takes the sign
+    of the real logits and moves a fraction $p$ by $\operatorname{sign}(r_d -
+    d_{\rm target})$ times a fixed amount every few minibatches, with
+    $T = T_{\min} + \operatorname{round}(p\,(T_{\max} - T_{\min}))$ steps of a discrete
+    chain). Here, a continuous-time rendering: $t$ is a time of `process`, uniform on
+    $[0, T]$ (the official code offers uniform or "priority" sampling of the step), one $t$
+    per (real, generated) pair, and $T$ moves by $C$ after every step.
 
     **Arguments:**
 
