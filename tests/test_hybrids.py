@@ -69,7 +69,9 @@ def test_ddgan_posterior_closed_form_and_draws():
         ref_mean, ref_var = bayes_posterior(ab[n - 1], ab[n], x0, xn)
         np.testing.assert_allclose(np.asarray(mean)[0], ref_mean, rtol=1e-10)
         np.testing.assert_allclose(float(var), ref_var, rtol=1e-10)
-        # the draws: one step per point (n repeated), m copies of the same (x0, x_n)
+        if n != T:
+            continue
+        # the draws at n = T: one step per point (n repeated), m copies of the same (x0, x_n)
         steps = jnp.full((m,), n)
         draws = samplers.ddgan_posterior_sample(
             chain, jr.key(n), jnp.tile(x0, (m, 1)), jnp.tile(xn, (m, 1)), steps
@@ -127,7 +129,7 @@ def oracle_output_law(T: int) -> tuple[np.ndarray, np.ndarray]:
     return MEAN * (1.0 - gain * np.sqrt(ab)), s2 * (1.0 - ab) / v + gain**2
 
 
-@pytest.mark.parametrize("T", [2, 4])
+@pytest.mark.parametrize("T", [pytest.param(2, marks=pytest.mark.slow), 4])
 def test_ddgan_sample_with_oracle_generator_reproduces_the_data_law(T):
     chain = samplers.ddgan_chain(T)
     mean, var = oracle_output_law(T)
@@ -144,7 +146,7 @@ def test_ddgan_sample_with_oracle_generator_reproduces_the_data_law(T):
     assert np.max(np.abs(np.asarray(z))) < Z, z
 
 
-@pytest.mark.parametrize("shift, noise", [(1, 1.0), (0, 0.0)])
+@pytest.mark.parametrize("shift, noise", [(1, 1.0), pytest.param(0, 0.0, marks=pytest.mark.slow)])
 def test_ddgan_sample_with_a_wrong_posterior_fails_the_same_test(shift, noise):
     T = 4
     chain = samplers.ddgan_chain(T)
@@ -184,7 +186,10 @@ def gaussian_law():
     )
 
 
-@pytest.mark.parametrize("sampler", [samplers.euler_ancestral, samplers.dpm_solver_pp_2m])
+@pytest.mark.parametrize(
+    "sampler",
+    [pytest.param(samplers.euler_ancestral, marks=pytest.mark.slow), samplers.dpm_solver_pp_2m],
+)
 def test_tdpm_with_the_exact_marginal_has_the_samplers_exact_law(sampler):
     """Start from the exact p_{t_trunc}: the output law is the sampler's law pushed exactly
     from p_{t_trunc} through its own steps (`verify.sampler_gaussian_law`)."""
@@ -248,7 +253,8 @@ class CountingLaw(eqx.Module):
 
 
 @pytest.mark.parametrize(
-    "sampler, per_step", [(samplers.euler_ancestral, 1), (samplers.edm_heun, 2)]
+    "sampler, per_step",
+    [pytest.param(samplers.euler_ancestral, 1, marks=pytest.mark.slow), (samplers.edm_heun, 2)],
 )
 def test_tdpm_nfe_is_one_generator_call_plus_the_samplers(sampler, per_step):
     process, law = gpm_sde.vp(), gaussian_law()

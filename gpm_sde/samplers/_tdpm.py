@@ -1,4 +1,4 @@
-r"""Truncated diffusion (TDPM; Zheng, He, Zhou & Zhou 2022): a generator draws the marginal at a
+r"""Truncated diffusion (TDPM; Zheng, He, Chen & Zhou 2022): a generator draws the marginal at a
 truncation time, and a reverse-time sampler does the rest."""
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def tdpm_sample(
     latent_dim: IntLike | None = None,
     **options: Any,
 ) -> Samples:
-    r"""Truncated diffusion sampling (TDPM; Zheng, He, Zhou & Zhou 2022): the diffusion is cut
+    r"""Truncated diffusion sampling (TDPM; Zheng, He, Chen & Zhou 2022): the diffusion is cut
     at $t_{\rm trunc} < T$, a generator models the truncated marginal $p_{t_{\rm trunc}}$
     (the law of $x_{t_{\rm trunc}} = \alpha x_0 + \sigma\varepsilon$), and a reverse-time
     sampler carries its draws to the data:
@@ -159,11 +159,12 @@ def tdpm_sample(
     When $G$ draws $p_{t_{\rm trunc}}$ exactly and the score is exact, the output law is
     the sampler's from that time on: nothing of the prior at $T$ enters. The cost is one
     generator evaluation plus the sampler's NFE on the truncated grid (for a one-evaluation
-    sampler with `steps` $= N$: $N + 1$). The reconstruction here uses the library's samplers
-    for the reverse part (the paper's reverse chain is DDPM's ancestral step, which
-    [`euler_ancestral`][gpm_sde.samplers.euler_ancestral] with $\eta = 1$, the default, is
-    for any linear process); the generator is any model of $p_{t_{\rm trunc}}$ (e.g. a GAN
-    trained by [`train_gan`][gpm_sde.train.train_gan] on noised data).
+    sampler with `steps` $= N$: $N + 1$). This is a reconstruction from the paper's idea,
+    not from its code: the reverse part is any sampler of the library (by default
+    [`euler_ancestral`][gpm_sde.samplers.euler_ancestral] with $\eta = 1$, DDPM's ancestral
+    step for any linear process), and the generator is any model of $p_{t_{\rm trunc}}$
+    (e.g. a GAN trained by [`train_gan`][gpm_sde.train.train_gan] on noised data; the
+    paper's own training of the generator is not reproduced).
 
     **Arguments:**
 
