@@ -200,6 +200,7 @@ def test_conditional_gan_on_mixture(conditioning, seed):
     assert min(accuracy) > 0.8, accuracy
 
 
+@pytest.mark.slow
 def test_conditional_gan_labels_reach_the_generator():
     """A fast check of the conditional wiring (the statistical test above is slow): after 40
     steps on two far-apart components, the class means of G(z, y) are ordered like the
