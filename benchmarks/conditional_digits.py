@@ -11,9 +11,9 @@ Training: `benchmarks/digits.py`'s EDM U-Net (channels 16, 32, 32, $\sigma_d = 0
 $\ln\sigma\sim\mathcal{N}(-1, 1.2^2)$, batch 128, Adam 1e-3, EMA 0.999) with a learned label
 embedding added to the time embedding (the null label 10 for the unconditional score), the
 labels dropped to the null label with probability 0.1 (`losses.drop_labels`), the EDM-weighted
-denoiser loss (Karras et al. 2022, eq. 8) written out in `_edm_loss` below, since
-`train.fit_score` does not take labels yet. The trained network is cached under `--cache`
-(default `/tmp`) with `eqx.tree_serialise_leaves`.
+denoiser loss of `losses.dsm_loss(weighting="edm")` (Karras et al. 2022) written out in
+`_edm_loss` below, since the benchmark was written before `train.fit_score` took labels. The
+trained network is cached under `--cache` (default `/tmp`) with `eqx.tree_serialise_leaves`.
 
 Sampling: DPM-Solver++(2M) (`samplers.dpm_solver_pp_2m`) on the EDM process, `--sample-steps`
 steps (20; two network evaluations per step under guidance), as many images of class $k$ as
@@ -92,8 +92,8 @@ def _edm_loss(
 ) -> Float[Array, ""]:
     r"""$\mathbb{E}\,\lambda(\sigma)\|D_\theta(x_0 + \sigma\varepsilon; \sigma, y) - x_0\|^2$,
     $\ln\sigma\sim\mathcal{N}(P_\text{mean}, P_\text{std}^2)$,
-    $\lambda = (\sigma^2 + \sigma_d^2)/(\sigma\sigma_d)^2$ (Karras et al. 2022, eq. 8 and
-    Table 1), the squared norm summed over the image, as `losses.dsm_loss(weighting="edm")`."""
+    $\lambda = (\sigma^2 + \sigma_d^2)/(\sigma\sigma_d)^2$ (Karras et al. 2022), the squared
+    norm summed over the image, as `losses.dsm_loss(weighting="edm")`."""
     k1, k2 = jr.split(key)
     n = x0.shape[0]
     sigma = jnp.exp(EDM_NOISE["p_mean"] + EDM_NOISE["p_std"] * jr.normal(k1, (n,)))
