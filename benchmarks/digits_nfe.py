@@ -13,13 +13,18 @@ compared with the 1000-step Euler–Maruyama reference (`samplers.reverse_sde_sa
 $t = \epsilon$, then one Tweedie step, as in `benchmarks/digits.py`). "NFE needed" is the
 smallest NFE on the grid whose digits-FD is within 10% of the reference
 ($\mathrm{FD} \le 1.1\,\mathrm{FD}_\mathrm{EM}$); each sampler's larger budgets are not
-sampled once it is reached (`--whole-grid` samples them all). Writes `digits_nfe.json` and
-`digits_nfe.md` under `--out` (default `reports/results`).
+sampled once it is reached (`--whole-grid` samples them all). `--n N` generates `N` images
+per sampler instead (the train-versus-test reference then uses `N` random training images).
+Every digits-FD is stored under `--cache` as it is measured, so the work can be shared by
+processes run at the same time, `--em-only` (the reference) and `--no-em --sampler NAME ...`
+(the few-step samplers at every budget), after which a plain run collects the table. Writes
+`digits_nfe.json` and `digits_nfe.md` under `--out` (default `reports/results`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 from _common import write_report  # benchmarks/_common.py
 from digits import EPS, score_model_init, train_score_model  # benchmarks/digits.py
 
@@ -77,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--whole-grid", action="store_true", help="sample every NFE, also after reaching"
     )
+    parser.add_argument("--n", type=int, default=None, help="images per sampler (1438)")
+    parser.add_argument("--em-only", action="store_true", help="only the reference")
+    parser.add_argument("--no-em", action="store_true", help="only the few-step samplers")
     parser.add_argument("--cache", type=Path, default=Path("/tmp"))
     parser.add_argument("--out", type=Path, default=Path("reports/results"))
     args = parser.parse_args(argv)
@@ -86,44 +93,74 @@ def main(argv: list[str] | None = None) -> int:
 
     train_x, _ = data.digits("train")
     test_x, _ = data.digits("test")
-    n = train_x.shape[0]
-    reference = float(metrics.digits_fd(train_x, test_x))
+    n = args.n or train_x.shape[0]
+    # The data's own digits-FD at the same sample size (a random subset of the train split).
+    subset = jr.permutation(jr.key(args.seed + 1), train_x.shape[0])[:n]
+    reference = float(metrics.digits_fd(train_x[subset], test_x))
     # The score model's key in benchmarks/digits.py: fold_in(key(seed), index 0).
     key = jr.fold_in(jr.key(args.seed), 0)
     model, train_seconds = trained_model(key, score_steps, train_x, args.cache, args.seed)
     process = gpm_sde.vp()
     sample_key = jr.fold_in(key, 2)
+    # Each digits-FD is stored as one file, so that several processes (`--em-only`,
+    # `--no-em` with disjoint `--sampler`s) can share the work and a last plain run only
+    # collects the results.
+    store = args.cache / f"gpm_sde_digits_nfe_seed{args.seed}_steps{score_steps}_n{n}"
+    store.mkdir(parents=True, exist_ok=True)
 
-    def fd(x: jax.Array) -> float:
-        x = jnp.clip(x, -1.0, 1.0)
-        return float(metrics.digits_fd(x, test_x)) if bool(jnp.all(jnp.isfinite(x))) else np.nan
+    def measured(name: str, run: Any) -> tuple[float, float]:
+        """(digits-FD, sampling seconds) of `run()`, from the store if measured before."""
+        path = store / ("".join(c if c.isalnum() else "_" for c in name) + ".json")
+        if path.exists():
+            cached = json.loads(path.read_text())
+            return cached["fd"], cached["seconds"]
+        start = time.perf_counter()
+        x = jnp.clip(jax.block_until_ready(run()), -1.0, 1.0)
+        seconds = time.perf_counter() - start
+        finite = bool(jnp.all(jnp.isfinite(x)))
+        value = float(metrics.digits_fd(x, test_x)) if finite else float("nan")
+        path.write_text(json.dumps({"fd": value, "seconds": seconds}))
+        return value, seconds
 
-    start = time.perf_counter()
-    out = samplers.reverse_sde_sample(
-        process, model, sample_key, n, (1, 8, 8), steps=em_steps, eps=EPS
-    )
-    x = jax.block_until_ready(samplers.tweedie_denoise(process, model, EPS, out.x))
-    em_seconds = time.perf_counter() - start
-    em_fd = fd(x)
+    def em() -> jax.Array:
+        out = samplers.reverse_sde_sample(
+            process, model, sample_key, n, (1, 8, 8), steps=em_steps, eps=EPS
+        )
+        return samplers.tweedie_denoise(process, model, EPS, out.x)
+
+    def few_step(name: str, budget: int) -> tuple[int, float, float]:
+        sampler, options, per_step = SAMPLERS[name]
+        steps = steps_for(budget, per_step)
+        nfe = 2 * steps - 1 if per_step == 2 else steps
+
+        def run() -> jax.Array:
+            return sampler(process, model, sample_key, n, (1, 8, 8), steps=steps, **options).x
+
+        value, seconds = measured(f"{name} {steps} steps", run)
+        print(f"  {name:30s} NFE {nfe:4d}  digits-FD {value:.2f} ({seconds:.0f}s)", flush=True)
+        return nfe, value, seconds
+
+    names = args.sampler or list(SAMPLERS)
+    if args.no_em:  # the few-step samplers only, every budget, the smallest budgets first
+        for budget in grid:
+            for name in names:
+                few_step(name, budget)
+        return 0
+    em_fd, em_seconds = measured(f"Euler-Maruyama {em_steps} steps", em)
     print(
         f"train-vs-test digits-FD {reference:.2f}; Euler–Maruyama {em_steps} steps: "
         f"digits-FD {em_fd:.2f} ({em_seconds:.0f}s)",
         flush=True,
     )
+    if args.em_only:
+        return 0
     rows = []
-    for name in args.sampler or list(SAMPLERS):
-        sampler, options, per_step = SAMPLERS[name]
+    for name in names:
         curve: dict[int, float] = {}
         seconds = 0.0
         for budget in grid:
-            steps = steps_for(budget, per_step)
-            nfe = 2 * steps - 1 if per_step == 2 else steps
-            start = time.perf_counter()
-            x = sampler(process, model, sample_key, n, (1, 8, 8), steps=steps, **options).x
-            x = jax.block_until_ready(x)
-            seconds += time.perf_counter() - start
-            curve[nfe] = fd(x)
-            print(f"  {name:30s} NFE {nfe:4d}  digits-FD {curve[nfe]:.2f}", flush=True)
+            nfe, curve[nfe], took = few_step(name, budget)
+            seconds += took
             if curve[nfe] <= 1.1 * em_fd and not args.whole_grid:
                 break  # reached: the larger budgets are not sampled (CPU time)
         needed = next((k for k, v in sorted(curve.items()) if v <= 1.1 * em_fd), None)
