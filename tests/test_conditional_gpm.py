@@ -312,6 +312,25 @@ def test_class_smoothed_cloud_score_is_the_score_of_each_class_cloud():
         np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-8)
 
 
+def test_label_law_of_the_generator_follows_the_data():
+    r"""`labels=` of the generator trainers: an integer array is drawn with its class
+    frequencies, a mixture with its weights, a callable as given. Frequencies of 20000 draws
+    within 5 standard errors $\sqrt{p(1-p)/n}$ of the weights."""
+    from gpm_sde.train._particle_labels import label_sampler
+
+    n = 20000
+    data_labels = jnp.array([0, 0, 0, 1, 2, 2, 2, 2, 2, 2])  # frequencies 0.3, 0.1, 0.6
+    for law, p in (
+        (data_labels, np.array([0.3, 0.1, 0.6])),
+        (MIX_2D, np.asarray(MIX_2D.weights)),
+    ):
+        y = np.asarray(label_sampler(law)(jr.key(0), n))
+        freq = np.bincount(y, minlength=3) / n
+        assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n)), (freq, p)
+    y = label_sampler(lambda key, m: jnp.full(m, 2))(jr.key(0), 5)
+    np.testing.assert_array_equal(np.asarray(y), 2)
+
+
 def test_conditional_options_refuse_bad_labels():
     with pytest.raises(TypeError, match="`labels`"):
         train.score_gan_make_step(
