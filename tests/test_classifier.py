@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import gpm_sde
-from gpm_sde import nn, train
+from gpm_sde import nn, samplers, train
 from gpm_sde.losses import noisy_classifier_loss
 from gpm_sde.scores import MixtureComponentLogPosterior, MixtureMarginalScore, classifier_guidance
 
@@ -162,6 +162,26 @@ def test_classifier_errors():
         )
     with pytest.raises(ValueError, match="num_classes"):
         nn.NoisyClassifierMLP(1, 1, 8, 1, 4, key=jr.key(0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("y", [0, 1])
+def test_guidance_with_the_trained_classifier_at_gamma_one_samples_the_class(fitted_family, y):
+    """Classifier guidance (γ = 1) of the exact unconditional score by the trained classifier
+    is the conditional score, so the reverse SDE samples class y: N(μ_y, v_y). Measured
+    (N = 4000, 300 Euler-Maruyama steps to t = 1e-3): mean z = -0.6 / 1.4, variance
+    z = 0.5 / -0.4; a classifier trained on clean data instead of x_t gives mean z = -14 / 8.8."""
+    process, _, fitted, _ = fitted_family
+    guided = classifier_guidance(
+        MixtureMarginalScore(process, LAW), nn.classifier_log_prob(fitted, y), 1.0
+    )
+    n = 4000
+    out = samplers.reverse_sde_sample(process, guided, jr.key(10 + y), n, (1,), steps=300, eps=1e-3)
+    x = out.x[:, 0]
+    m, v = float(LAW.means[y, 0]), float(LAW.covs[y, 0, 0])
+    z_mean = (float(jnp.mean(x)) - m) / np.sqrt(v / n)
+    z_var = (float(jnp.var(x)) - v) / (v * np.sqrt(2.0 / n))
+    assert abs(z_mean) < 4 and abs(z_var) < 4, (z_mean, z_var)
 
 
 @pytest.mark.slow
