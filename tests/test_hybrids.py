@@ -287,3 +287,29 @@ def test_tdpm_grid_and_errors():
         samplers.tdpm_sample(
             law, process, MixtureMarginalScore(process, law), jr.key(0), 4, t_trunc=0.3
         )
+
+
+@pytest.mark.slow  # about a minute: 2000 training steps
+def test_train_ddgan_learns_the_five_gaussians_in_two_steps():
+    """T = 2 on the five Gaussians (the settings of benchmarks/hybrids.py, half the steps): every
+    mode is found and the MMD to held-out data is a fraction of that of the best Gaussian
+    reverse step on the same chain with the exact noise model (0.56 there)."""
+    T = 2
+    law = gpm_sde.data.five_gaussians()
+    G = nn.DDGANGenerator(2, 2, T, 128, 3, key=jr.key(0))
+    D = nn.DDGANDiscriminator(2, T, 128, 3, key=jr.key(1))
+    G, _, _ = train.train_ddgan(
+        G, D, law, jr.key(2), steps=2000, num_steps=T, g_lr=2e-4, d_lr=2e-4, ema=0.999,
+        progress=False, chunk=500,
+    )  # fmt: skip
+    chain = samplers.ddgan_chain(T)
+    x = samplers.ddgan_sample(G, chain, jr.key(3), 2000, (2,)).x
+    held = law.sample(jr.key(4), 2000)
+    mmd = float(jnp.sqrt(gpm_sde.metrics.mmd(x, held, biased=True)))
+    weights = np.asarray(gpm_sde.metrics.mode_weights(x, law.means))
+    gaussian = samplers.ddpm_ancestral(
+        chain, samplers.exact_eps_model(chain, law), jr.key(3), 2000, (2,)
+    ).x
+    gaussian_mmd = float(jnp.sqrt(gpm_sde.metrics.mmd(gaussian, held, biased=True)))
+    assert np.all(weights > 0.12), weights
+    assert mmd < 0.3 * gaussian_mmd, (mmd, gaussian_mmd)
