@@ -3,7 +3,11 @@ and the score parameterisations that turn a raw network output into a score.
 
 Every network is a final `eqx.Module` acting on **one point** (vmap it over a batch):
 
-- score networks are called as `net(t, x)`, with `t` a scalar time or noise level;
+- score networks are called as `net(t, x)`, with `t` a scalar time or noise level; built with
+  `num_classes=K` ([`ScoreMLP`][gpm_sde.nn.ScoreMLP], [`UNet8`][gpm_sde.nn.UNet8]) they are
+  class-conditional, `net(t, x, y)`, with the null label `K` of classifier-free training;
+- noisy classifiers as `clf(t, x)`, returning the logits `(K,)` of $p_t(y \mid x)$
+  ([`NoisyClassifierMLP`][gpm_sde.nn.NoisyClassifierMLP]);
 - generators as `G(z)` on one latent;
 - discriminators as `D(x)`, or `D(s, x)` when built with `time_conditioned=True`, returning a
   scalar logit.

@@ -1,5 +1,5 @@
-r"""Training (optax and equinox) for every model family: score models, GANs, Score GAN,
-Discriminator Flow, DiffFlow-GAN, and
+r"""Training (optax and equinox) for every model family: score models (class-conditional
+too), noisy classifiers for guidance, GANs, Score GAN, Discriminator Flow, DiffFlow-GAN, and
 the autoencoders (VAE, VQ-VAE) whose latent codes latent models train on.
 
 Each family follows the optax/equinox idiom, with one naming pattern:
