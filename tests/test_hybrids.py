@@ -206,6 +206,7 @@ def test_tdpm_with_the_exact_marginal_has_the_samplers_exact_law(sampler):
     assert np.max(np.abs(np.asarray(z))) < Z, z
 
 
+@pytest.mark.slow  # a 60-step plan's exact law and two 20000-point runs
 def test_tdpm_with_the_exact_marginal_and_enough_steps_gives_the_data_law():
     """DPM-Solver++(2M), 60 steps from t_trunc = 0.4: the data law within sampling error
     (its exact discretisation bias is checked far below the standard errors first); a
