@@ -275,7 +275,7 @@ def test_conditional_diffflow_gan_with_the_data_score_as_generated_score_stands_
 def test_conditional_discriminator_flow_sample_is_the_per_class_flow():
     """With labels, each particle follows the unconditional flow of `D(s, ·, y)`: the same
     cloud as flowing each class separately with its label bound (to round-off)."""
-    dis = ConcatDiscriminator(2, 1, jr.key(3))
+    dis = QuadraticD(jr.normal(jr.key(3), (2, 3)))
     y0 = jr.normal(jr.key(4), (64, 1))
     lab = jr.permutation(jr.key(5), jnp.repeat(jnp.arange(2), 32))  # equal shapes: one compile
     flow = {"t1": 2.0, "flow_steps": 5, "eta": 1.5}
@@ -286,10 +286,20 @@ def test_conditional_discriminator_flow_sample_is_the_per_class_flow():
         np.testing.assert_allclose(np.asarray(out)[sel], np.asarray(alone), rtol=1e-5, atol=1e-6)
 
 
+class QuadraticD(eqx.Module):
+    """`D(s, x, y) = w_{y0} x^2 + (w_{y1} + s) x + w_{y2}`: cheap to compile, one set per class."""
+
+    w: Array
+
+    def __call__(self, s, x, y):
+        w = self.w[y]
+        return jnp.sum(w[0] * x**2 + (w[1] + s) * x + w[2])
+
+
 class Bound(eqx.Module):
     """`D(s, x, y)` with the label bound: an unconditional `D(s, x)`."""
 
-    d: ConcatDiscriminator
+    d: QuadraticD
     y: Array
 
     def __call__(self, s, x):
@@ -327,7 +337,7 @@ def test_label_law_of_the_generator_follows_the_data():
         (data_labels, np.array([0.3, 0.1, 0.6])),
         (MIX_2D, np.asarray(MIX_2D.weights)),
     ):
-        y = np.asarray(label_sampler(law)(jr.key(0), n))
+        y = np.asarray(jax.jit(label_sampler(law), static_argnums=1)(jr.key(0), n))
         freq = np.bincount(y, minlength=3) / n
         assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n)), (freq, p)
     y = label_sampler(lambda key, m: jnp.full(m, 2))(jr.key(0), 5)
