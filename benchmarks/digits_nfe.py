@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="images per sampler (1438)")
     parser.add_argument("--em-only", action="store_true", help="only the reference")
     parser.add_argument("--no-em", action="store_true", help="only the few-step samplers")
+    parser.add_argument(
+        "--model-file",
+        type=Path,
+        default=None,
+        help="a trained score_model_init model (eqx.tree_serialise_leaves) instead of training",
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp"))
     parser.add_argument("--out", type=Path, default=Path("reports/results"))
     args = parser.parse_args(argv)
@@ -99,13 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     reference = float(metrics.digits_fd(train_x[subset], test_x))
     # The score model's key in benchmarks/digits.py: fold_in(key(seed), index 0).
     key = jr.fold_in(jr.key(args.seed), 0)
-    model, train_seconds = trained_model(key, score_steps, train_x, args.cache, args.seed)
+    if args.model_file is not None:
+        model = eqx.tree_deserialise_leaves(args.model_file, score_model_init(key))
+        train_seconds, tag = 0.0, args.model_file.stem
+    else:
+        model, train_seconds = trained_model(key, score_steps, train_x, args.cache, args.seed)
+        tag = f"seed{args.seed}_steps{score_steps}"
     process = gpm_sde.vp()
     sample_key = jr.fold_in(key, 2)
     # Each digits-FD is stored as one file, so that several processes (`--em-only`,
     # `--no-em` with disjoint `--sampler`s) can share the work and a last plain run only
     # collects the results.
-    store = args.cache / f"gpm_sde_digits_nfe_seed{args.seed}_steps{score_steps}_n{n}"
+    store = args.cache / f"gpm_sde_digits_nfe_{tag}_n{n}"
     store.mkdir(parents=True, exist_ok=True)
 
     def measured(name: str, run: Any) -> tuple[float, float]:
