@@ -353,7 +353,7 @@ def test_conditional_options_refuse_bad_labels():
         train.score_gan_make_step(SmoothedCloudScore(0.3), latent_dim=2, labels=MIX_2D)
     with pytest.raises(TypeError, match="labels"):
         train.discriminator_flow_sample(
-            ConcatDiscriminator(2, 1, jr.key(0)), jnp.zeros((4, 1)), labels=jnp.zeros(3, int)
+            QuadraticD(jnp.zeros((2, 3))), jnp.zeros((4, 1)), labels=jnp.zeros(3, int)
         )
     with pytest.raises(TypeError, match="`labels='components'`"):
         train.discriminator_flow_make_step(jnp.zeros((4, 1)), labels="components")
