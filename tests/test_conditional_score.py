@@ -179,22 +179,36 @@ def test_wrappers_pass_the_label_through():
     process = gpm_sde.vp()
     t, x, y = 0.3, jnp.array([0.5, -1.0]), 1
     a, s = process.alpha(t), process.sigma(t)
-    out = net(t, x, y)
-    np.testing.assert_allclose(nn.ScoreParam(net)(t, x, y), out)
-    np.testing.assert_allclose(nn.EpsilonParam(net, process.sigma)(t, x, y), -out / s)
-    np.testing.assert_allclose(
-        nn.X0Param(net, process.alpha, process.sigma)(t, x, y), (a * out - x) / s**2
-    )
     sd = 0.5
-    edm = nn.EDMDenoiser(net, sigma_data=sd)
     c_skip, c_out = sd**2 / (t**2 + sd**2), t * sd / np.sqrt(t**2 + sd**2)
     c_in, c_noise = 1 / np.sqrt(t**2 + sd**2), 0.25 * np.log(t)
-    d = c_skip * x + c_out * net(c_noise, c_in * x, y)
-    np.testing.assert_allclose(edm(t, x, y), (d - x) / t**2, rtol=1e-10)
-    wrapped = nn.EpsilonParam(net, process.sigma)
-    np.testing.assert_allclose(bind_label(wrapped, y)(t, x), -out / s)
-    np.testing.assert_allclose(wrapped(t, x), wrapped(t, x, 3))  # the null label
-    assert not np.allclose(wrapped(t, x, 0), wrapped(t, x, 1))
+    eps = nn.EpsilonParam(net, process.sigma)
+
+    @eqx.filter_jit
+    def calls(net, x):
+        return {
+            "out": net(t, x, y),
+            "edm_net": net(c_noise, c_in * x, y),
+            "score": nn.ScoreParam(net)(t, x, y),
+            "eps": eps(t, x, y),
+            "x0": nn.X0Param(net, process.alpha, process.sigma)(t, x, y),
+            "edm": nn.EDMDenoiser(net, sigma_data=sd)(t, x, y),
+            "bound": bind_label(eps, y)(t, x),
+            "no_label": eps(t, x),
+            "null": eps(t, x, 3),
+            "class0": eps(t, x, 0),
+        }
+
+    r = calls(net, x)
+    out = r["out"]
+    np.testing.assert_allclose(r["score"], out)
+    np.testing.assert_allclose(r["eps"], -out / s)
+    np.testing.assert_allclose(r["x0"], (a * out - x) / s**2)
+    d = c_skip * x + c_out * r["edm_net"]
+    np.testing.assert_allclose(r["edm"], (d - x) / t**2, rtol=1e-10)
+    np.testing.assert_allclose(r["bound"], -out / s)
+    np.testing.assert_allclose(r["no_label"], r["null"])  # the null label
+    assert not np.allclose(r["class0"], r["eps"])
 
 
 def test_unet8_class_conditional():
