@@ -18,7 +18,9 @@ from the data at this sample size.
    mixture (so they show the best a Gaussian reverse step can do): DDPM ancestral sampling
    and DDIM on a 1000-step linear-schedule chain with `T` (linspace-spaced) steps, and DDPM
    ancestral sampling on the DDGAN chain itself (the same `T` steps with a Gaussian instead
-   of a GAN kernel). No trained score model is run here.
+   of a GAN kernel); and, with the VP ε-model of `benchmarks/five_gaussians.py` trained by
+   DSM (6000 steps), `samplers.euler_ancestral` with η = 1 (DDPM's ancestral step) and η = 0
+   (DDIM) on their default Karras grid with `T` steps.
 2. **TDPM** (Zheng et al. 2022): a generator of the VP marginal $p_{t_{\rm trunc}}$, then
    DPM-Solver++(2M) from $t_{\rm trunc}$ with the exact score, on the Karras grid of
    `samplers.tdpm_grid` ending at $\epsilon = 10^{-3}$ (`to_zero=False`); NFE = steps + 1.
@@ -97,11 +99,26 @@ def train_marginal_gan(law: Any, steps: int, key: Any) -> tuple[Any, float]:
     return G, time.perf_counter() - start
 
 
-def ddgan_section(q: Quality, steps: int, key: Any) -> list[dict[str, Any]]:
+def train_score_model(law: Any, steps: int, key: Any) -> tuple[Any, float]:
+    """The VP ε-model of `benchmarks/five_gaussians.py` (DSM, batch 512, EMA 0.999)."""
+    process = gpm_sde.vp()
+    start = time.perf_counter()
+    model, _ = train.fit_score(
+        nn.EpsilonParam(nn.ScoreMLP(2, 128, 3, 32, key=key), process.sigma),
+        process, law.sample(jr.fold_in(key, 1), 20000), jr.fold_in(key, 2), steps=steps,
+        batch_size=512, ema=0.999, loss_options={"t_min": 1e-3}, progress=False,
+    )  # fmt: skip
+    return model, time.perf_counter() - start
+
+
+def ddgan_section(q: Quality, steps: int, score_steps: int, key: Any) -> list[dict[str, Any]]:
     law = q.law
     n = q.n
     long_chain = gpm_sde.ddpm()
     long_eps = samplers.exact_eps_model(long_chain, law)
+    process = gpm_sde.vp()
+    model, score_seconds = train_score_model(law, score_steps, jr.fold_in(key, 99))
+    trained = f"trained VP ε-model ({score_steps} steps, {score_seconds:.0f} s)"
     rows: list[dict[str, Any]] = []
     for T in DDGAN_T:
         chain = samplers.ddgan_chain(T)
@@ -118,6 +135,12 @@ def ddgan_section(q: Quality, steps: int, key: Any) -> list[dict[str, Any]]:
             ),
             "DDPM ancestral, exact ε, DDGAN chain": lambda k, c=chain: (
                 samplers.ddpm_ancestral(c, samplers.exact_eps_model(c, law), k, n, (2,)).x
+            ),
+            f"Euler ancestral η = 1 (DDPM), {trained}": lambda k, T=T: (
+                samplers.euler_ancestral(process, model, k, n, (2,), steps=T).x
+            ),
+            f"DDIM (Euler ancestral η = 0), {trained}": lambda k, T=T: (
+                samplers.euler_ancestral(process, model, k, n, (2,), steps=T, eta=0.0).x
             ),
         }
         for name, run in runs.items():
@@ -183,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n, repeats = (1000, 2) if args.fast else (2000, 3)
     ddgan_steps, gan_steps = (300, 300) if args.fast else (4000, 2000)
+    score_steps = 200 if args.fast else 6000
     key = jr.key(args.seed)
     law = data.five_gaussians()
     start = time.perf_counter()
@@ -191,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"held-out floor: median {q.floor_median:.4f}, 95% quantile {q.floor:.4f}\n")
     print("## Denoising Diffusion GAN vs DDPM/DDIM at the same NFE\n")
     print("| NFE | method | MMD | mode weights |\n|---|---|---|---|", flush=True)
-    ddgan_rows = ddgan_section(q, ddgan_steps, jr.fold_in(key, 1))
+    ddgan_rows = ddgan_section(q, ddgan_steps, score_steps, jr.fold_in(key, 1))
     print("\n## TDPM: generator of p_{t_trunc}, then DPM-Solver++(2M), exact score\n")
     print("| t_trunc | generator | NFE | MMD | mode weights |\n|---|---|---|---|---|")
     tdpm_rows = tdpm_section(q, gan_steps, jr.fold_in(key, 2))
