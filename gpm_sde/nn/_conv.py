@@ -2,7 +2,7 @@ r"""Convolutional generator and discriminator for 8×8 single-channel images."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import equinox as eqx
 import jax
@@ -190,6 +190,26 @@ class ConvDiscriminator8(eqx.Module):
             )
         else:
             self.embedding = self.time_proj = self.conds = None
+
+    @overload
+    def __call__(
+        self,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, "1 8 8"],
+        x: Float[Array, "1 8 8"] | Int[ArrayLike, ""] | None = None,
+        y: Int[ArrayLike, ""] | None = None,
+        *,
+        state: None = None,
+    ) -> Float[Array, ""]: ...
+
+    @overload
+    def __call__(
+        self,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, "1 8 8"],
+        x: Float[Array, "1 8 8"] | Int[ArrayLike, ""] | None = None,
+        y: Int[ArrayLike, ""] | None = None,
+        *,
+        state: eqx.nn.State,
+    ) -> tuple[Float[Array, ""], eqx.nn.State]: ...
 
     def __call__(
         self,

@@ -4,7 +4,7 @@ discriminator, each on one point."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import equinox as eqx
 import jax
@@ -318,6 +318,26 @@ class MLPDiscriminator(eqx.Module):
             )
         else:
             self.embedding = self.time_proj = self.conds = None
+
+    @overload
+    def __call__(
+        self,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, " in_dim"],
+        x: Float[Array, " in_dim"] | Int[ArrayLike, ""] | None = None,
+        y: Int[ArrayLike, ""] | None = None,
+        *,
+        state: None = None,
+    ) -> Float[Array, ""]: ...
+
+    @overload
+    def __call__(
+        self,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, " in_dim"],
+        x: Float[Array, " in_dim"] | Int[ArrayLike, ""] | None = None,
+        y: Int[ArrayLike, ""] | None = None,
+        *,
+        state: eqx.nn.State,
+    ) -> tuple[Float[Array, ""], eqx.nn.State]: ...
 
     def __call__(
         self,
