@@ -79,8 +79,10 @@ def as_labeled_sampler(data: Any, labels: Any, name: str = "data") -> LabeledSam
                     f"labels)`, got {type(data).__name__}."
                 )
 
+            draw_pairs: Callable[..., Any] = data
+
             def paired(key: PRNGKeyArray, n: int) -> tuple[Array, Array]:
-                x, y = data(key, n)
+                x, y = draw_pairs(key, n)
                 return jnp.asarray(x), jnp.asarray(y)
 
             return paired
