@@ -8,12 +8,13 @@ classifier's accuracy on the generated digits and by the digits-FD per class and
     python benchmarks/conditional_digits.py --steps 1500 --w 0 0.5 1 2 4
 
 Training: `benchmarks/digits.py`'s EDM U-Net (channels 16, 32, 32, $\sigma_d = 0.6$,
-$\ln\sigma\sim\mathcal{N}(-1, 1.2^2)$, batch 128, Adam 1e-3, EMA 0.999) with a learned label
-embedding added to the time embedding (the null label 10 for the unconditional score), the
-labels dropped to the null label with probability 0.1 (`losses.drop_labels`), the EDM-weighted
-denoiser loss of `losses.dsm_loss(weighting="edm")` (Karras et al. 2022) written out in
-`_edm_loss` below, since the benchmark was written before `train.fit_score` took labels. The
-trained network is cached under `--cache` (default `/tmp`) with `eqx.tree_serialise_leaves`.
+$\ln\sigma\sim\mathcal{N}(-1, 1.2^2)$, batch 128, Adam 1e-3, bias-corrected EMA 0.999) with
+a learned label embedding added to the time embedding (the null label 10 for the unconditional
+score), the labels dropped to the null label with probability 0.1 (`losses.drop_labels`), the
+EDM-weighted denoiser loss of `losses.dsm_loss(weighting="edm")` (Karras et al. 2022) written
+out in `_edm_loss` below, since the benchmark was written before `train.fit_score` took
+labels. The trained network is cached under `--cache` (default `/tmp`) with
+`eqx.tree_serialise_leaves`.
 
 Sampling: DPM-Solver++(2M) (`samplers.dpm_solver_pp_2m`) on the EDM process, `--sample-steps`
 steps (20; two network evaluations per step under guidance), as many images of class $k$ as
@@ -106,7 +107,8 @@ def _edm_loss(
 def train_conditional(
     key: jax.Array, steps: int, train_x: jax.Array, train_y: jax.Array
 ) -> nn.EDMDenoiser:
-    """Adam 1e-3, batch 128, labels dropped with probability 0.1, EMA 0.999 of the weights."""
+    """Adam 1e-3, batch 128, labels dropped with probability 0.1, the bias-corrected EMA
+    0.999 of the weights."""
     model = model_init(jr.fold_in(key, 0))
     optimizer = optax.adam(1e-3)
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -127,16 +129,19 @@ def train_conditional(
         ema = jax.tree.map(lambda e, p: 0.999 * e + 0.001 * p, ema, params)
         return params, ema, state, value
 
-    ema = params
+    # The bias-corrected average (as `train.fit_score`): m_k = d m_{k-1} + (1 - d) θ_k from
+    # m_0 = 0, divided by 1 - d^k at the end, so the initialisation gets no weight.
+    ema = jax.tree.map(jnp.zeros_like, params)
     for i in range(steps):
         params, ema, state, value = step(params, ema, state, jr.fold_in(key, 1000 + i))
         if i % 250 == 0 or i == steps - 1:
             print(f"  step {i:5d}  loss {float(value):.4f}", flush=True)
+    ema = jax.tree.map(lambda m: m / (1.0 - 0.999**steps), ema)
     return eqx.combine(ema, static)
 
 
 def trained(key, steps, train_x, train_y, cache: Path, seed: int) -> tuple[Any, float]:
-    path = cache / f"gpm_sde_conditional_digits_seed{seed}_steps{steps}.eqx"
+    path = cache / f"gpm_sde_conditional_digits_v2_seed{seed}_steps{steps}.eqx"
     if path.exists():
         print(f"loading the trained model from {path}", flush=True)
         return eqx.tree_deserialise_leaves(path, model_init(jr.fold_in(key, 0))), 0.0
