@@ -855,10 +855,10 @@ def test_console_script_exit_codes(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-# A training process that stops itself at a chosen moment: `stop` is "SIGINT@K" (Ctrl-C when
-# the chunk starting at step K is about to run), "SIGKILL@K" (killed there, after the
-# checkpoint of an earlier step), or "SIGKILL-save@N" (killed inside the N-th file replace:
-# config.toml is the 1st, then history and checkpoint alternate).
+# A training process that stops itself at a chosen moment: `stop` is "SIGINT@K" (Ctrl-C's
+# KeyboardInterrupt when the chunk starting at step K is about to run), "SIGKILL@K" (killed
+# there, after the checkpoint of an earlier step), or "SIGKILL-save@N" (killed inside the
+# N-th file replace: config.toml is the 1st, then history and checkpoint alternate).
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys
@@ -869,8 +869,12 @@ DRIVER = textwrap.dedent(
     at = int(at)
     keys = _loop.step_keys
     def step_keys(key, start, stop_):
-        if kind in ("SIGINT", "SIGKILL") and start == at:
-            os.kill(os.getpid(), getattr(signal, kind))
+        if kind == "SIGINT" and start == at:
+            # What Python's SIGINT handler raises, raised here directly: a subprocess of a
+            # test worker may inherit SIGINT ignored, and the signal would then be lost.
+            raise KeyboardInterrupt
+        if kind == "SIGKILL" and start == at:
+            os.kill(os.getpid(), signal.SIGKILL)
         return keys(key, start, stop_)
     _loop.step_keys = step_keys
     replace = os.replace

@@ -44,6 +44,7 @@ from ._classifier import (
 from ._common import (
     EMA as EMA,
     Trainable as Trainable,
+    as_labeled_sampler as as_labeled_sampler,
     default_trainable as default_trainable,
     ema_init as ema_init,
     ema_update as ema_update,

@@ -54,7 +54,10 @@ LabeledSampler = Callable[[PRNGKeyArray, int], tuple[Array, Array]]
 
 
 def as_labeled_sampler(data: Any, labels: Any, name: str = "data") -> LabeledSampler:
-    """`(key, n) -> (batch, labels)` for the class-conditional trainers, from
+    r"""The labelled data of every class-conditional trainer (`labels=` of
+    [`fit_score`][gpm_sde.train.fit_score], [`train_gan`][gpm_sde.train.train_gan],
+    [`train_score_gan`][gpm_sde.train.train_score_gan], ...): a sampler
+    `(key, n) -> (batch, labels)` of $n$ pairs $(x_i, y_i) \sim p(x, y)$, from
 
     - a data array `(N, *event)` and `labels`, an integer array `(N,)` aligned with it
       (pairs drawn uniformly with replacement);
@@ -62,6 +65,14 @@ def as_labeled_sampler(data: Any, labels: Any, name: str = "data") -> LabeledSam
       [`GaussianMixture`][gpm_sde.GaussianMixture]: the class is the mixture component) and
       `labels="components"`;
     - a callable `(key, n) -> (batch, labels)` and `labels="paired"`.
+
+    **Arguments:**
+
+    - `data`: the points, the law or the callable (above).
+    - `labels`: the integer labels `(N,)`, `"components"` or `"paired"`.
+    - `name`: the argument's name in error messages.
+
+    **Returns:** the sampler `(key, n) -> (batch (n, *event), labels (n,))`.
     """
     if isinstance(labels, str):
         if labels == "components":
