@@ -94,12 +94,9 @@ class ScoreMLP(eqx.Module):
         hidden = check_size("hidden", hidden)
         depth = check_size("depth", depth)
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
-        if num_classes is None:
-            self.label_embedding = None
-        else:
+        if num_classes is not None:
             num_classes = check_size("num_classes", num_classes)
-            label_key = jr.fold_in(key, 7919)  # the unconditional parameters stay as they were
-            self.label_embedding = eqx.nn.Embedding(num_classes + 1, hidden, key=label_key)
+        self.label_embedding = label_embedding(num_classes, hidden, key)
         keys = jr.split(key, 4 + 2 * depth)
         self.embedding = FourierEmbedding(embed_dim, key=keys[0], scale=fourier_scale)
         self.time_proj = eqx.nn.Linear(embed_dim, hidden, key=keys[1])
@@ -115,14 +112,9 @@ class ScoreMLP(eqx.Module):
         check_event("x", x, (self.dim,), "the data dimension `dim`")
         act = self.activation
         pre = self.time_proj(self.embedding(t))
-        if self.label_embedding is not None:
-            null = self.label_embedding.num_embeddings - 1
-            pre = pre + self.label_embedding(jnp.asarray(null if y is None else y))
-        elif y is not None:
-            raise ValueError(
-                "`y` was given but this ScoreMLP is unconditional; build it with "
-                "`num_classes=...` to condition on a label, or call it as `net(t, x)`."
-            )
+        row, _ = label_row(self.label_embedding, y, None, "ScoreMLP")
+        if row is not None:
+            pre = pre + row
         e = act(pre)
         h = self.inp(x)
         for cond, layer in zip(self.conds, self.layers, strict=True):

@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 from ._blocks import ResBlock, upsample2
 from ._common import check_channels, check_event, check_size, num_groups
 from ._embedding import FourierEmbedding
+from ._spectral import label_embedding, label_row
 
 IMAGE_SHAPE = (1, 8, 8)
 
@@ -89,12 +90,9 @@ class UNet8(eqx.Module):
     ):
         c0, c1, c2 = check_channels("channels", channels, 3)
         embed_dim = check_size("embed_dim", embed_dim, even=True, minimum=2)
-        if num_classes is None:
-            self.label_embedding = None
-        else:
+        if num_classes is not None:
             num_classes = check_size("num_classes", num_classes)
-            label_key = jr.fold_in(key, 7919)  # the unconditional parameters stay as they were
-            self.label_embedding = eqx.nn.Embedding(num_classes + 1, embed_dim, key=label_key)
+        self.label_embedding = label_embedding(num_classes, embed_dim, key)
         k = jr.split(key, 13)
         self.embedding = FourierEmbedding(embed_dim, key=k[0], scale=fourier_scale)
         self.time_proj = eqx.nn.Linear(embed_dim, embed_dim, key=k[1])
@@ -116,14 +114,9 @@ class UNet8(eqx.Module):
     ) -> Float[Array, "1 8 8"]:
         check_event("x", x, IMAGE_SHAPE, "one single-channel 8×8 image")
         pre = self.time_proj(self.embedding(t))
-        if self.label_embedding is not None:
-            null = self.label_embedding.num_embeddings - 1
-            pre = pre + self.label_embedding(jnp.asarray(null if y is None else y))
-        elif y is not None:
-            raise ValueError(
-                "`y` was given but this UNet8 is unconditional; build it with "
-                "`num_classes=...` to condition on a label, or call it as `net(t, x)`."
-            )
+        row, _ = label_row(self.label_embedding, y, None, "UNet8")
+        if row is not None:
+            pre = pre + row
         e = jax.nn.silu(pre)
         h0 = self.block0(self.conv_in(x), e)  # (c0, 8, 8)
         h1 = self.block1(self.down1(h0), e)  # (c1, 4, 4)
