@@ -18,7 +18,6 @@ from .._checks import check_callable, check_positive, is_concrete
 from ..flows import discriminator_field
 from ..losses import AbstractGANLoss, HingeGAN, WassersteinGAN
 from ._common import (
-    LabeledSampler,
     Trainable,
     as_labeled_sampler,
     as_sampler,
@@ -234,53 +233,59 @@ def discriminator_flow_make_step(
     check_positive("entropy_reg", entropy_reg, strict=False, fix="pass e.g. entropy_reg=0.0")
     check_penalty(penalty, penalty_weight)
     opt = check_optimizer(optimizer, "optimizer", lr)
-    if labels is not None:
-        return _conditional_make_step(
-            as_labeled_sampler(data, labels),
-            opt,
-            gan,
-            event_shape=event_shape,
-            n_particles=n_particles,
-            flow_steps=flow_steps,
-            eta=eta,
-            t1=t1,
-            entropy_reg=entropy_reg,
-            prior=prior,
-            d_steps=d_steps,
-            batch_size=batch_size,
-            penalty=penalty,
-            penalty_weight=penalty_weight,
-        )
-    sample = as_sampler(data)
+    labelled = labels is not None
+    draw = _data_sampler(data, labels)
     if event_shape is None:
-        event_shape = tuple(sample(jr.key(0), 1).shape[1:])
+        event_shape = tuple(draw(jr.key(0), 1)[0].shape[1:])
     shape = tuple(event_shape)
     draw_prior = _prior_sampler(prior, shape)
 
-    def d_loss_fn(d: Any, real: Any, fake: Any, s: Any, k: PRNGKeyArray) -> Any:
-        d_real = jax.vmap(d)(s, real)
-        d_fake = jax.vmap(d)(s, fake)
+    def d_loss_fn(d: Any, real: Any, y_real: Any, fake: Any, y_fake: Any, s: Any, k: Any) -> Any:
+        if y_real is None:
+            d_real, d_fake = jax.vmap(d)(s, real), jax.vmap(d)(s, fake)
+        else:
+            d_real, d_fake = jax.vmap(d)(s, real, y_real), jax.vmap(d)(s, fake, y_fake)
         raw = gan.discriminator_loss(d_real, d_fake)
-        # The penalty on ∇ₓD(s, ·) at each point's own time: s rides along as a first
-        # coordinate that the gradient does not see.
-        reg = penalty_term(
-            penalty,
-            penalty_weight,
-            lambda sx: d(jax.lax.stop_gradient(sx[0]), sx[1:].reshape(shape)),
-            _with_time(s, real),
-            _with_time(s, fake),
-            k,
-        )
+        if y_real is None:
+            # The penalty on ∇ₓD(s, ·) at each point's own time: s rides along as a first
+            # coordinate that the gradient does not see.
+            reg = penalty_term(
+                penalty,
+                penalty_weight,
+                lambda sx: d(jax.lax.stop_gradient(sx[0]), sx[1:].reshape(shape)),
+                _with_time(s, real),
+                _with_time(s, fake),
+                k,
+            )
+        else:
+            # Rows (s, y, vec x): the penalty sees ∇ₓD(s, ·, y) at each point's own time,
+            # with the data point's class y on both rows (an interpolate between a data point
+            # of class y and a particle is scored by D(s, ·, y)).
+            reg = penalty_term(
+                penalty,
+                penalty_weight,
+                lambda row: d(
+                    jax.lax.stop_gradient(row[0]),
+                    row[2:].reshape(shape),
+                    jnp.round(jax.lax.stop_gradient(row[1])).astype(y_real.dtype),
+                ),
+                _with_time(s, _with_time(y_real, real)),
+                _with_time(s, _with_time(y_real, fake)),
+                k,
+            )
         return raw + reg, (raw, reg)
 
     def step(
         state: DiscriminatorFlowState, key: PRNGKeyArray
     ) -> tuple[DiscriminatorFlowState, dict[str, Array]]:
         mask = state.trainable
-        k_prior, k_rounds, k_noise = jr.split(key, 3)
+        keys = jr.split(key, 4 if labelled else 3)
+        k_prior, k_rounds, k_noise = keys[0], keys[1], keys[2]
         dtype = float_dtype()
         times = flow_times(t1, flow_steps, dtype)
         y0 = draw_prior(k_prior, n_particles, dtype)
+        # With labels: the particles' classes, drawn with the data's label law.
+        lab = draw(keys[3], n_particles)[1] if labelled else None
         path = discriminator_flow_sample(
             jax.lax.stop_gradient(state.discriminator),
             y0,
@@ -291,20 +296,29 @@ def discriminator_flow_make_step(
             entropy_reg=entropy_reg,
             key=k_noise,
             save_path=True,
+            labels=lab,
         )[:-1]
 
         def descent(carry: Any, kd: PRNGKeyArray) -> Any:
             d, d_state = carry
             k_real, k_idx, k_pts, k_pen = jr.split(kd, 4)
-            real = sample(k_real, batch_size).astype(dtype)
+            real, y_real = draw(k_real, batch_size)
             idx = jr.randint(k_idx, (batch_size,), 0, flow_steps)
             if n_particles == batch_size:  # each particle once, as in the authors' code
                 pts = jr.permutation(k_pts, n_particles)
             else:
                 pts = jr.randint(k_pts, (batch_size,), 0, n_particles)
-            fake = path[idx, pts]
             (_, aux), grads = value_and_grad(
-                d_loss_fn, d, mask, real, fake, times[idx], k_pen, has_aux=True
+                d_loss_fn,
+                d,
+                mask,
+                real.astype(dtype),
+                y_real,
+                path[idx, pts],
+                None if lab is None else lab[pts],
+                times[idx],
+                k_pen,
+                has_aux=True,
             )
             d, d_state = opt_step(opt, d, grads, d_state, mask)
             return (d, d_state), aux
@@ -460,109 +474,9 @@ def _with_time(s: Array, x: Array) -> Array:
     return jnp.concatenate([s[:, None].astype(x.dtype), x.reshape(x.shape[0], -1)], axis=1)
 
 
-def _conditional_make_step(
-    sample: LabeledSampler,
-    opt: optax.GradientTransformation,
-    gan: AbstractGANLoss,
-    *,
-    event_shape: tuple[int, ...] | None,
-    n_particles: int,
-    flow_steps: int,
-    eta: float,
-    t1: float,
-    entropy_reg: float,
-    prior: Any,
-    d_steps: int,
-    batch_size: int,
-    penalty: Penalty,
-    penalty_weight: float,
-) -> Callable[
-    [DiscriminatorFlowState, PRNGKeyArray], tuple[DiscriminatorFlowState, dict[str, Array]]
-]:
-    """The class-conditional round of `discriminator_flow_make_step` (arguments checked
-    there): particles with labels drawn from the data's label law, `D(s, x, y)`."""
-    kind = field_kind(gan)
-    if event_shape is None:
-        event_shape = tuple(sample(jr.key(0), 1)[0].shape[1:])
-    shape = tuple(event_shape)
-    draw_prior = _prior_sampler(prior, shape)
-
-    def d_loss_fn(d: Any, real: Any, y_real: Any, fake: Any, y_fake: Any, s: Any, k: Any) -> Any:
-        d_real = jax.vmap(d)(s, real, y_real)
-        d_fake = jax.vmap(d)(s, fake, y_fake)
-        raw = gan.discriminator_loss(d_real, d_fake)
-        # Rows (s, y, vec x): the penalty sees ∇ₓD(s, ·, y) at each point's own time, with the
-        # data point's class y on both rows (an interpolate between a data point of class y
-        # and a particle is scored by D(s, ·, y)).
-        reg = penalty_term(
-            penalty,
-            penalty_weight,
-            lambda row: d(
-                jax.lax.stop_gradient(row[0]),
-                row[2:].reshape(shape),
-                jnp.round(jax.lax.stop_gradient(row[1])).astype(y_real.dtype),
-            ),
-            _with_time(s, _with_time(y_real, real)),
-            _with_time(s, _with_time(y_real, fake)),
-            k,
-        )
-        return raw + reg, (raw, reg)
-
-    def step(
-        state: DiscriminatorFlowState, key: PRNGKeyArray
-    ) -> tuple[DiscriminatorFlowState, dict[str, Array]]:
-        mask = state.trainable
-        k_prior, k_rounds, k_noise, k_lab = jr.split(key, 4)
-        dtype = float_dtype()
-        times = flow_times(t1, flow_steps, dtype)
-        y0 = draw_prior(k_prior, n_particles, dtype)
-        lab = sample(k_lab, n_particles)[1]  # the particles' classes, with the data's law
-        path = discriminator_flow_sample(
-            jax.lax.stop_gradient(state.discriminator),
-            y0,
-            eta=eta,
-            t1=t1,
-            flow_steps=flow_steps,
-            kind=kind,
-            entropy_reg=entropy_reg,
-            key=k_noise,
-            save_path=True,
-            labels=lab,
-        )[:-1]
-
-        def descent(carry: Any, kd: PRNGKeyArray) -> Any:
-            d, d_state = carry
-            k_real, k_idx, k_pts, k_pen = jr.split(kd, 4)
-            real, y_real = sample(k_real, batch_size)
-            idx = jr.randint(k_idx, (batch_size,), 0, flow_steps)
-            if n_particles == batch_size:
-                pts = jr.permutation(k_pts, n_particles)
-            else:
-                pts = jr.randint(k_pts, (batch_size,), 0, n_particles)
-            (_, aux), grads = value_and_grad(
-                d_loss_fn,
-                d,
-                mask,
-                real.astype(dtype),
-                y_real,
-                path[idx, pts],
-                lab[pts],
-                times[idx],
-                k_pen,
-                has_aux=True,
-            )
-            d, d_state = opt_step(opt, d, grads, d_state, mask)
-            return (d, d_state), aux
-
-        dyn, static = eqx.partition((state.discriminator, state.opt_state), eqx.is_array)
-
-        def body(dyn_carry: Any, kd: PRNGKeyArray) -> Any:
-            new, aux = descent(eqx.combine(dyn_carry, static), kd)
-            return eqx.partition(new, eqx.is_array)[0], aux
-
-        dyn, (raw, reg) = jax.lax.scan(body, dyn, jr.split(k_rounds, d_steps))
-        d, d_state = eqx.combine(dyn, static)
-        new = DiscriminatorFlowState(d, d_state, state.step + 1, mask)
-        return new, {"d_loss": jnp.mean(raw), "penalty": jnp.mean(reg)}
-
-    return step
+def _data_sampler(data: Any, labels: Any) -> Callable[[PRNGKeyArray, int], tuple[Array, Any]]:
+    """`(key, n) -> (points, labels)`: labelled pairs with `labels`, else `(points, None)`."""
+    if labels is not None:
+        return as_labeled_sampler(data, labels)
+    sample = as_sampler(data)
+    return lambda key, n: (sample(key, n), None)
