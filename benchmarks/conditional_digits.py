@@ -8,13 +8,12 @@ classifier's accuracy on the generated digits and by the digits-FD per class and
     python benchmarks/conditional_digits.py --steps 1500 --w 0 0.5 1 2 4
 
 Training: `benchmarks/digits.py`'s EDM U-Net (channels 16, 32, 32, $\sigma_d = 0.6$,
-$\ln\sigma\sim\mathcal{N}(-1, 1.2^2)$, batch 128, Adam 1e-3, bias-corrected EMA 0.999) with
-a learned label embedding added to the time embedding (the null label 10 for the unconditional
-score), the labels dropped to the null label with probability 0.1 (`losses.drop_labels`), the
-EDM-weighted denoiser loss of `losses.dsm_loss(weighting="edm")` (Karras et al. 2022) written
-out in `_edm_loss` below, since the benchmark was written before `train.fit_score` took
-labels. The trained network is cached under `--cache` (default `/tmp`) with
-`eqx.tree_serialise_leaves`.
+$\ln\sigma\sim\mathcal{N}(-1, 1.2^2)$), class-conditional (`nn.UNet8(num_classes=10)`: a
+learned label embedding added to the time embedding, the null label 10 for the unconditional
+score), trained by `train.fit_score(labels=..., label_dropout=0.1)`: the EDM-weighted
+denoiser loss (Karras et al. 2022) with the labels dropped to the null label with probability
+0.1, batch 128, Adam 1e-3, the bias-corrected EMA 0.999. The trained network is cached under
+`--cache` (default `/tmp`) with `eqx.tree_serialise_leaves`.
 
 Sampling: DPM-Solver++(2M) (`samplers.dpm_solver_pp_2m`) on the EDM process, `--sample-steps`
 steps (20; two network evaluations per step under guidance), as many images of class $k$ as
@@ -40,12 +39,10 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 from digits import CHANNELS, EDM_NOISE, SIGMA_DATA  # benchmarks/digits.py
-from jaxtyping import Array, Float, Int
 
 import gpm_sde
-from gpm_sde import data, losses, metrics, nn, samplers, scores
+from gpm_sde import data, metrics, nn, samplers, scores, train
 from gpm_sde.cli.figures import image_grid
 
 CLASSES = 10
@@ -53,95 +50,38 @@ NULL = CLASSES  # the null label of classifier-free training
 LABEL_DROPOUT = 0.1
 
 
-class CondUNet8(eqx.Module):
-    """`nn.UNet8` with a label embedding added to the time embedding before its SiLU
-    ($e = \\mathrm{SiLU}(A\\gamma(t) + E_y)$, as `nn.ScoreMLP(num_classes=...)`); the label
-    `NULL` (or `None`) is the unconditional network."""
-
-    unet: nn.UNet8
-    label_embedding: eqx.nn.Embedding
-
-    def __init__(self, key: jax.Array):
-        k1, k2 = jr.split(key)
-        self.unet = nn.UNet8(key=k1, channels=CHANNELS, fourier_scale=1.0)
-        embed_dim = self.unet.time_proj.out_features
-        assert isinstance(embed_dim, int)
-        self.label_embedding = eqx.nn.Embedding(CLASSES + 1, embed_dim, key=k2)
-
-    def __call__(self, t: Any, x: Float[Array, "1 8 8"], y: Any = None) -> Float[Array, "1 8 8"]:
-        from gpm_sde.nn._unet import upsample2  # the U-Net's own upsampling
-
-        u = self.unet
-        label = jnp.asarray(NULL if y is None else y)
-        e = jax.nn.silu(u.time_proj(u.embedding(t)) + self.label_embedding(label))
-        h0 = u.block0(u.conv_in(x), e)
-        h1 = u.block1(u.down1(h0), e)
-        h = u.mid(u.down2(h1), e)
-        h = u.up1(upsample2(h))
-        h = u.block_up1(jnp.concatenate([h, h1]), e)
-        h = u.up0(upsample2(h))
-        h = u.block_up0(jnp.concatenate([h, h0]), e)
-        return u.conv_out(jax.nn.silu(u.norm_out(h)))
-
-
 def model_init(key: jax.Array) -> nn.EDMDenoiser:
-    return nn.EDMDenoiser(CondUNet8(key), sigma_data=SIGMA_DATA)
-
-
-def _edm_loss(
-    model: nn.EDMDenoiser, x0: Float[Array, "n 1 8 8"], y: Int[Array, " n"], key: jax.Array
-) -> Float[Array, ""]:
-    r"""$\mathbb{E}\,\lambda(\sigma)\|D_\theta(x_0 + \sigma\varepsilon; \sigma, y) - x_0\|^2$,
-    $\ln\sigma\sim\mathcal{N}(P_\text{mean}, P_\text{std}^2)$,
-    $\lambda = (\sigma^2 + \sigma_d^2)/(\sigma\sigma_d)^2$ (Karras et al. 2022), the squared
-    norm summed over the image, as `losses.dsm_loss(weighting="edm")`."""
-    k1, k2 = jr.split(key)
-    n = x0.shape[0]
-    sigma = jnp.exp(EDM_NOISE["p_mean"] + EDM_NOISE["p_std"] * jr.normal(k1, (n,)))
-    x = x0 + sigma[:, None, None, None] * jr.normal(k2, x0.shape)
-    d = jax.vmap(model.denoise)(sigma, x, y)
-    weight = (sigma**2 + SIGMA_DATA**2) / (sigma * SIGMA_DATA) ** 2
-    return jnp.mean(weight * jnp.sum((d - x0) ** 2, axis=(1, 2, 3)))
+    """The Digits section's EDM U-Net, class-conditional: `nn.UNet8(num_classes=10)` adds a
+    learned label embedding to its time embedding (null label 10)."""
+    unet = nn.UNet8(key=key, channels=CHANNELS, fourier_scale=1.0, num_classes=CLASSES)
+    return nn.EDMDenoiser(unet, sigma_data=SIGMA_DATA)
 
 
 def train_conditional(
     key: jax.Array, steps: int, train_x: jax.Array, train_y: jax.Array
 ) -> nn.EDMDenoiser:
-    """Adam 1e-3, batch 128, labels dropped with probability 0.1, the bias-corrected EMA
-    0.999 of the weights."""
-    model = model_init(jr.fold_in(key, 0))
-    optimizer = optax.adam(1e-3)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    state = optimizer.init(params)
-
-    @eqx.filter_jit
-    def step(params, ema, state, key):
-        k1, k2, k3 = jr.split(key, 3)
-        idx = jr.randint(k1, (128,), 0, train_x.shape[0])
-        y = losses.drop_labels(k2, train_y[idx], LABEL_DROPOUT, NULL)
-
-        def loss(p):
-            return _edm_loss(eqx.combine(p, static), train_x[idx], y, k3)
-
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, state = optimizer.update(grads, state, params)
-        params = optax.apply_updates(params, updates)
-        ema = jax.tree.map(lambda e, p: 0.999 * e + 0.001 * p, ema, params)
-        return params, ema, state, value
-
-    # The bias-corrected average (as `train.fit_score`): m_k = d m_{k-1} + (1 - d) θ_k from
-    # m_0 = 0, divided by 1 - d^k at the end, so the initialisation gets no weight.
-    ema = jax.tree.map(jnp.zeros_like, params)
-    for i in range(steps):
-        params, ema, state, value = step(params, ema, state, jr.fold_in(key, 1000 + i))
-        if i % 250 == 0 or i == steps - 1:
-            print(f"  step {i:5d}  loss {float(value):.4f}", flush=True)
-    ema = jax.tree.map(lambda m: m / (1.0 - 0.999**steps), ema)
-    return eqx.combine(ema, static)
+    """`train.fit_score` with the labels, dropped to the null label with probability 0.1:
+    the EDM-weighted denoiser loss, Adam 1e-3, batch 128, the bias-corrected EMA 0.999 (the
+    settings of the Digits section's data score)."""
+    model, _ = train.fit_score(
+        model_init(jr.fold_in(key, 0)),
+        gpm_sde.edm(),
+        train_x,
+        jr.fold_in(key, 1),
+        labels=train_y,
+        label_dropout=LABEL_DROPOUT,
+        steps=steps,
+        batch_size=128,
+        weighting="edm",
+        ema=0.999,
+        loss_options={"sigma_data": SIGMA_DATA, **EDM_NOISE},
+        progress=False,
+    )
+    return model
 
 
 def trained(key, steps, train_x, train_y, cache: Path, seed: int) -> tuple[Any, float]:
-    path = cache / f"gpm_sde_conditional_digits_v2_seed{seed}_steps{steps}.eqx"
+    path = cache / f"gpm_sde_conditional_digits_v3_seed{seed}_steps{steps}.eqx"
     if path.exists():
         print(f"loading the trained model from {path}", flush=True)
         return eqx.tree_deserialise_leaves(path, model_init(jr.fold_in(key, 0))), 0.0
