@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Int, PRNGKeyArray
@@ -99,12 +98,6 @@ NEEDS_STATE = (
     "it as `model(..., state=state) -> (out, state)`, or bind the state with "
     "`gpm_sde.nn.FrozenState(model, state)`."
 )
-
-
-def is_stateful(model: Any) -> bool:
-    """Whether `model` holds an `eqx.nn.StateIndex` (e.g. an `eqx.nn.SpectralNorm` layer)."""
-    leaves = jax.tree.leaves(model, is_leaf=lambda x: isinstance(x, eqx.nn.StateIndex))
-    return any(isinstance(leaf, eqx.nn.StateIndex) for leaf in leaves)
 
 
 class FrozenState(eqx.Module):
