@@ -177,6 +177,59 @@ def test_train_ddgan_runs_and_samples():
         train.train_ddgan(G, D, law, jr.key(2), steps=1, num_steps=4, progress=False)
 
 
+@pytest.mark.slow  # building the U-Net eagerly takes ~9 s here (one small compilation a layer)
+def test_conv_ddgan_networks():
+    """The 8×8 Denoising Diffusion GAN pair: G's latent is pixel-normalised (so G is exactly
+    invariant to rescaling z, which a missing normalisation breaks) and G ends in tanh; the
+    latent enters the U-Net only through `cond` (a zero `cond` is no conditioning); the
+    discriminator reads the ordered pair and the step; a 1-channel ConvDiscriminator8 keeps
+    the parameters it had before `in_channels` existed."""
+    T = 4
+    G = nn.DDGANUNet8(3, T, key=jr.key(0), channels=(4, 8, 8), embed_dim=8, mapping_depth=1)
+    D = nn.DDGANConvDiscriminator8(T, key=jr.key(1), channels=4, embed_dim=8)
+    x, x2 = jr.normal(jr.key(2), (2, 1, 8, 8))
+    z = jr.normal(jr.key(3), (3,))
+    # one compilation each (steps as arrays: a Python int would be static), not op-by-op calls
+    jit_g, jit_d = eqx.filter_jit(G), eqx.filter_jit(D)
+    g = lambda x, z, n: jit_g(x, z, jnp.asarray(n))  # noqa: E731
+    d = lambda a, b, n: jit_d(a, b, jnp.asarray(n))  # noqa: E731
+    out = g(x, z, 2)
+    assert out.shape == (1, 8, 8) and np.all(np.abs(np.asarray(out)) <= 1.0)
+    np.testing.assert_allclose(g(x, 7.0 * z, 2), out, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(g(x, -z, 2), out) and not np.allclose(g(x, z, 3), out)
+    u = eqx.filter_jit(G.unet)
+    np.testing.assert_array_equal(u(0.5, x, cond=jnp.zeros(8)), u(0.5, x))
+    assert d(x, x2, 1).shape == ()
+    assert not np.isclose(d(x, x2, 1), d(x2, x, 1)) and not np.isclose(d(x, x2, 1), d(x, x2, 4))
+    for name, call in [("x_n", lambda: G(x[0], z, 1)), ("z", lambda: G(x, z[:2], 1))]:
+        with pytest.raises((ValueError, TypeError), match=name):  # ours, or the type checker's
+            call()
+    with pytest.raises((ValueError, TypeError), match="x_prev"):
+        D(x[0], x2, 1)
+    with pytest.raises(ValueError, match="`cond` must be one point"):
+        G.unet(0.5, x, cond=jnp.zeros(3))
+    old, new = (
+        nn.ConvDiscriminator8(key=jr.key(4)),
+        nn.ConvDiscriminator8(key=jr.key(4), in_channels=1),
+    )
+    for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow  # compiling a convolutional step with R1 (a double backward pass)
+def test_train_ddgan_with_the_conv_networks_runs():
+    T = 2
+    G = nn.DDGANUNet8(4, T, key=jr.key(0), channels=(4, 8, 8), embed_dim=8, mapping_depth=1)
+    D = nn.DDGANConvDiscriminator8(T, key=jr.key(1), channels=4, embed_dim=8)
+    data = jr.uniform(jr.key(2), (64, 1, 8, 8), minval=-1.0, maxval=1.0)
+    G2, _, hist = train.train_ddgan(
+        G, D, data, jr.key(3), steps=3, num_steps=T, batch_size=8, progress=False
+    )
+    assert all(np.all(np.isfinite(v)) for v in hist.values()) and np.all(hist["r1"] > 0)
+    x = samplers.ddgan_sample(G2, samplers.ddgan_chain(T), jr.key(4), 5, (1, 8, 8)).x
+    assert x.shape == (5, 1, 8, 8) and np.all(np.abs(np.asarray(x)) <= 1.0)
+
+
 # --- TDPM -------------------------------------------------------------------------------
 
 

@@ -371,6 +371,51 @@ def test_resume_equals_an_uninterrupted_run(key, tmp_path):
     assert train.read_checkpoint_header(path)["step"] == 40
 
 
+def test_unscanned_steps_are_the_scanned_steps(key):
+    """`scan=False` (one jitted call a step, what the loop chooses on the CPU for
+    convolutional steps) runs the same steps with the same keys as the `lax.scan` of a chunk:
+    equal up to float32 reassociation between the two compilations (rtol 1e-5 on 12 steps;
+    a shifted key or a skipped step changes the losses by O(1))."""
+    scanned, h1 = _small_fit(key, 12, scan=True)
+    stepped, h2 = _small_fit(key, 12, scan=False)
+    np.testing.assert_array_equal(h1["step"], h2["step"])
+    np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(stepped), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    with pytest.raises(TypeError, match="scan"):  # our check, or the test run's type checker
+        _small_fit(key, 2, scan="yes")
+
+
+def test_the_loop_scans_unless_a_convolution_runs_on_the_cpu(key):
+    """The choice of `scan=None`: a step with a convolution, also one nested in a
+    sub-computation (here a `lax.scan`), is not scanned on the CPU (jax-ml/jax#12868);
+    a dense step is, and everything is scanned on an accelerator."""
+    from gpm_sde.train import _loop
+
+    def step_of(net, nested):
+        def loss(m, k):
+            x = jr.normal(k, (3, 1, 8, 8)) if isinstance(m, nn.ConvDiscriminator8) else None
+            if x is None:
+                return jnp.sum(m(jr.normal(k, (2,))))
+            if nested:
+                return jax.lax.scan(lambda c, xi: (c + m(xi), None), 0.0, x)[0]
+            return jnp.sum(jax.vmap(m)(x))
+
+        def step(state, k):
+            value, grads = eqx.filter_value_and_grad(loss)(state, k)
+            return jax.tree.map(lambda p, g: p - 1e-3 * g, state, grads), {"loss": value}
+
+        return step, *eqx.partition(net, eqx.is_array)
+
+    on_cpu = jax.default_backend() == "cpu"
+    conv = nn.ConvDiscriminator8(key=key, channels=2)
+    dense = nn.MLPDiscriminator(2, 8, 1, key=key)
+    cases = [(conv, False, not on_cpu), (conv, True, not on_cpu), (dense, False, True)]
+    for net, nested, scans in cases:
+        step, dynamic, static = step_of(net, nested)
+        assert _loop._should_scan(step, dynamic, static, key) is scans
+
+
 def test_sigterm_saves_the_completed_steps_and_stops(key, tmp_path, monkeypatch):
     """SIGTERM (a batch scheduler's warning) at step 20 of 40: the 20 completed steps are
     saved, the loop stops with a KeyboardInterrupt, and the default handler is back."""

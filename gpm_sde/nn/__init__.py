@@ -10,7 +10,10 @@ Every network is a final `eqx.Module` acting on **one point** (vmap it over a ba
   ([`NoisyClassifierMLP`][gpm_sde.nn.NoisyClassifierMLP]);
 - generators as `G(z)` on one latent;
 - discriminators as `D(x)`, or `D(s, x)` when built with `time_conditioned=True`, returning a
-  scalar logit.
+  scalar logit;
+- the Denoising Diffusion GAN pair as `G(x_n, z, n)` and `D(x_prev, x_n, n)` on a 1-based
+  step `n` ([`DDGANGenerator`][gpm_sde.nn.DDGANGenerator] and
+  [`DDGANUNet8`][gpm_sde.nn.DDGANUNet8] with their discriminators);
 - autoencoder parts as `encoder(x) -> (mean, log_std)` (or a latent `z_e` for VQ-VAE) and
   `decoder(z)` (the decoded mean), with `decoder.log_prob(z, x)` $= \log p_\theta(x \mid z)$;
   [`latent_codes`][gpm_sde.nn.latent_codes] and [`decode_latents`][gpm_sde.nn.decode_latents]
@@ -29,6 +32,10 @@ from ._classifier import (
 )
 from ._conv import ConvDiscriminator8 as ConvDiscriminator8, ConvGenerator8 as ConvGenerator8
 from ._ddgan import DDGANDiscriminator as DDGANDiscriminator, DDGANGenerator as DDGANGenerator
+from ._ddgan_conv import (
+    DDGANConvDiscriminator8 as DDGANConvDiscriminator8,
+    DDGANUNet8 as DDGANUNet8,
+)
 from ._embedding import FourierEmbedding as FourierEmbedding
 from ._init import normal_init as normal_init
 from ._mlp import (

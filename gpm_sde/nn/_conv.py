@@ -22,7 +22,6 @@ from ._spectral import (
     label_row,
     maybe_spectral,
 )
-from ._unet import IMAGE_SHAPE
 
 
 class ConvGenerator8(eqx.Module):
@@ -102,7 +101,7 @@ class ConvDiscriminator8(eqx.Module):
     §4.2):
 
     ```
-    (1, 8, 8) → conv → (c, 8, 8) → LReLU → stride-2 conv → (2c, 4, 4) → LReLU
+    (k, 8, 8) → conv → (c, 8, 8) → LReLU → stride-2 conv → (2c, 4, 4) → LReLU
               → stride-2 conv → (2c, 2, 2) → LReLU → Linear → scalar
     ```
 
@@ -115,6 +114,9 @@ class ConvDiscriminator8(eqx.Module):
 
     - `key`: PRNG key.
     - `channels`: $c$.
+    - `in_channels`: $k$, the channels of the input image (1 by default; the Denoising
+      Diffusion GAN discriminator [`DDGANConvDiscriminator8`][gpm_sde.nn.DDGANConvDiscriminator8]
+      stacks a pair of images as 2 channels).
     - `time_conditioned`: whether the call is `D(s, x)` (True) or `D(x)` (False).
     - `embed_dim`, `fourier_scale`: the Fourier embedding of $s$ (time-conditioned only).
     - `num_classes`: $K$ for a class-conditional discriminator, $D(x, y)$ or $D(s, x, y)$,
@@ -146,12 +148,14 @@ class ConvDiscriminator8(eqx.Module):
     time_conditioned: bool = eqx.field(static=True)
     conditioning: str = eqx.field(static=True)
     spectral_norm: bool = eqx.field(static=True)
+    in_channels: int = eqx.field(static=True)
 
     def __init__(
         self,
         *,
         key: PRNGKeyArray,
         channels: int = 32,
+        in_channels: int = 1,
         time_conditioned: bool = False,
         embed_dim: int = 32,
         fourier_scale: float = 16.0,
@@ -161,6 +165,7 @@ class ConvDiscriminator8(eqx.Module):
         power_iterations: int = 1,
     ):
         c = check_size("channels", channels)
+        self.in_channels = check_size("in_channels", in_channels)
         check_flag("time_conditioned", time_conditioned)
         sn = self.spectral_norm = check_flag("spectral_norm", spectral_norm)
         self.conditioning = check_conditioning(conditioning)
@@ -175,7 +180,7 @@ class ConvDiscriminator8(eqx.Module):
             return maybe_spectral(layer, sn, next(sn_keys), iters)
 
         k = jr.split(key, 9)
-        self.conv0 = wrap(eqx.nn.Conv2d(1, c, 3, padding=1, key=k[0]))
+        self.conv0 = wrap(eqx.nn.Conv2d(in_channels, c, 3, padding=1, key=k[0]))
         self.conv1 = wrap(eqx.nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, key=k[1]))
         self.conv2 = wrap(eqx.nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1, key=k[2]))
         self.out = wrap(eqx.nn.Linear(2 * c * 4, "scalar", key=k[3]))
@@ -194,8 +199,8 @@ class ConvDiscriminator8(eqx.Module):
     @overload
     def __call__(
         self,
-        s_or_x: Real[ArrayLike, ""] | Float[Array, "1 8 8"],
-        x: Float[Array, "1 8 8"] | Int[ArrayLike, ""] | None = None,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, "k 8 8"],
+        x: Float[Array, "k 8 8"] | Int[ArrayLike, ""] | None = None,
         y: Int[ArrayLike, ""] | None = None,
         *,
         state: None = None,
@@ -204,8 +209,8 @@ class ConvDiscriminator8(eqx.Module):
     @overload
     def __call__(
         self,
-        s_or_x: Real[ArrayLike, ""] | Float[Array, "1 8 8"],
-        x: Float[Array, "1 8 8"] | Int[ArrayLike, ""] | None = None,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, "k 8 8"],
+        x: Float[Array, "k 8 8"] | Int[ArrayLike, ""] | None = None,
         y: Int[ArrayLike, ""] | None = None,
         *,
         state: eqx.nn.State,
@@ -213,8 +218,8 @@ class ConvDiscriminator8(eqx.Module):
 
     def __call__(
         self,
-        s_or_x: Real[ArrayLike, ""] | Float[Array, "1 8 8"],
-        x: Float[Array, "1 8 8"] | Int[ArrayLike, ""] | None = None,
+        s_or_x: Real[ArrayLike, ""] | Float[Array, "k 8 8"],
+        x: Float[Array, "k 8 8"] | Int[ArrayLike, ""] | None = None,
         y: Int[ArrayLike, ""] | None = None,
         *,
         state: eqx.nn.State | None = None,
@@ -222,7 +227,8 @@ class ConvDiscriminator8(eqx.Module):
         s, x, y = _split_labelled_call(
             self.time_conditioned, self.label_embedding is not None, s_or_x, x, y
         )
-        check_event("x", x, IMAGE_SHAPE, "one single-channel 8×8 image")
+        what = f"one {self.in_channels}-channel 8×8 image"
+        check_event("x", x, (self.in_channels, 8, 8), what)
         check_state(self.spectral_norm, state)
         if self.embedding is None or self.time_proj is None or self.conds is None:
             shifts: list[Any] = [0.0, 0.0, 0.0]

@@ -61,6 +61,11 @@ class UNet8(eqx.Module):
     `[0, num_classes]` (`y = num_classes` or `y = None`: the null label); the
     parameterisation wrappers pass the label through (`EpsilonParam(net, sigma)(t, x, y)`),
     and [`bind_label`][gpm_sde.scores.bind_label] binds it.
+
+    Any other conditioning vector $c \in \mathbb{R}^{\text{embed\_dim}}$ enters the same
+    way, `net(t, x, cond=c)`: $e = \operatorname{SiLU}(A\gamma(t) + E_y + c)$ (the
+    Denoising Diffusion GAN generator [`DDGANUNet8`][gpm_sde.nn.DDGANUNet8] passes its mapped
+    latent so).
     """
 
     embedding: FourierEmbedding
@@ -110,13 +115,21 @@ class UNet8(eqx.Module):
         self.conv_out = eqx.nn.Conv2d(c0, 1, 3, padding=1, key=k[12])
 
     def __call__(
-        self, t: Real[ArrayLike, ""], x: Float[Array, "1 8 8"], y: Int[ArrayLike, ""] | None = None
+        self,
+        t: Real[ArrayLike, ""],
+        x: Float[Array, "1 8 8"],
+        y: Int[ArrayLike, ""] | None = None,
+        *,
+        cond: Float[Array, " embed"] | None = None,
     ) -> Float[Array, "1 8 8"]:
         check_event("x", x, IMAGE_SHAPE, "one single-channel 8×8 image")
         pre = self.time_proj(self.embedding(t))
         row, _ = label_row(self.label_embedding, y, None, "UNet8")
         if row is not None:
             pre = pre + row
+        if cond is not None:
+            check_event("cond", cond, pre.shape, "the embedding size `embed_dim`")
+            pre = pre + cond.astype(pre.dtype)
         e = jax.nn.silu(pre)
         h0 = self.block0(self.conv_in(x), e)  # (c0, 8, 8)
         h1 = self.block1(self.down1(h0), e)  # (c1, 4, 4)
