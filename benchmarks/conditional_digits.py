@@ -6,6 +6,7 @@ classifier's accuracy on the generated digits and by the digits-FD per class and
     python benchmarks/conditional_digits.py                 # full settings
     python benchmarks/conditional_digits.py --fast          # tiny settings (a smoke test)
     python benchmarks/conditional_digits.py --steps 1500 --w 0 0.5 1 2 4
+    python benchmarks/conditional_digits.py --gan           # the conditional GAN row (3,000 steps)
 
 Training: `benchmarks/digits.py`'s EDM U-Net (channels 16, 32, 32, $\sigma_d = 0.6$,
 $\ln\sigma\sim\mathcal{N}(-1, 1.2^2)$), class-conditional (`nn.UNet8(num_classes=10)`: a
