@@ -13,7 +13,9 @@ Each family follows the optax/equinox idiom, with one naming pattern:
   models and a history (`dict` of per-step NumPy arrays).
 
 The loops share [`run_loop`][gpm_sde.train.run_loop]: steps run in jitted chunks under
-`lax.scan`, a tqdm progress bar shows the losses, `checkpoint=PATH` saves the named state with
+`lax.scan` (on the CPU, a step with a convolution runs as one jitted call a step instead,
+since XLA runs convolutions inside a loop body an order of magnitude slower; `scan=` forces
+either), a tqdm progress bar shows the losses, `checkpoint=PATH` saves the named state with
 `eqx.tree_serialise_leaves` (no pickle) and `resume=True` continues bit-for-bit where it
 stopped, and a non-finite loss stops the run with
 [`TrainingDiverged`][gpm_sde.train.TrainingDiverged], keeping the last good state in the
