@@ -86,13 +86,20 @@ def step_keys(key: PRNGKeyArray, start: int, stop: int) -> Key[Array, " n"]:
     return jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(start, stop, dtype=jnp.uint32))
 
 
-def _chunk_runner(
-    step_fn: StepFn, static: Any, scan: bool
-) -> Callable[[Any, Array], tuple[Any, Any]]:
+def _array_step(step_fn: StepFn, static: Any) -> Callable[[Any, Array], tuple[Any, Any]]:
+    """The step on the array part of the state (the static part closed over)."""
+
     def body(dyn: Any, k: Array) -> tuple[Any, Any]:
         state, metrics = step_fn(eqx.combine(dyn, static), k)
         return eqx.partition(state, eqx.is_array)[0], metrics
 
+    return body
+
+
+def _chunk_runner(
+    step_fn: StepFn, static: Any, scan: bool
+) -> Callable[[Any, Array], tuple[Any, Any]]:
+    body = _array_step(step_fn, static)
     if scan:
         return eqx.filter_jit(lambda dynamic, keys: jax.lax.scan(body, dynamic, keys))
     one = eqx.filter_jit(body)
@@ -128,12 +135,7 @@ def _should_scan(step_fn: StepFn, dynamic: Any, static: Any, key: PRNGKeyArray) 
     order of magnitude slower than outside one (jax-ml/jax#12868)."""
     if jax.default_backend() != "cpu":
         return True
-
-    def arrays(d: Any, k: Array) -> Any:
-        state, metrics = step_fn(eqx.combine(d, static), k)
-        return eqx.filter(state, eqx.is_array), metrics
-
-    jaxpr = jax.make_jaxpr(arrays)(dynamic, key)
+    jaxpr = jax.make_jaxpr(_array_step(step_fn, static))(dynamic, key)
     return not _has_convolution(jaxpr.jaxpr)
 
 
@@ -200,6 +202,8 @@ def run_loop(
     check_key("key", key, what="the PRNG key of the run")
     steps = check_steps(steps)
     chunk = check_steps(chunk, "chunk")
+    if scan is not None and not isinstance(scan, bool):
+        raise TypeError(f"`scan` must be True, False or None (choose), got {scan!r}.")
     if checkpoint_every is not None:
         checkpoint_every = check_steps(checkpoint_every, "checkpoint_every")
         chunk = min(chunk, checkpoint_every)
@@ -221,8 +225,6 @@ def run_loop(
     dynamic, static = eqx.partition(state, eqx.is_array)
     if scan is None:
         scan = _should_scan(step_fn, dynamic, static, jr.fold_in(key, start))
-    elif not isinstance(scan, bool):
-        raise TypeError(f"`scan` must be True, False or None (choose), got {scan!r}.")
     runner = _chunk_runner(step_fn, static, scan)
     history_: dict[str, list[np.ndarray]] = {}
     done, last_saved = start, start
